@@ -1,0 +1,41 @@
+"""Throughput of the log-ratio + threshold kernels: compiled CPU backend vs the torch reference,
+both timed in this run (d=3072, N=20,000, M=16, float32 samples). Run with
+    python -m pytest bench/test_bench_kernels.py --benchmark-only
+The ratio lands in extra_info and is printed."""
+import time
+
+import pytest
+import torch
+
+import unicr_fast as uc
+from unicr_fast import backends
+
+N, D, M = 20_000, 3072, 16
+CASES = [("gaussian", {}), ("general_normal", {"beta": 1.5}), ("laplace", {}), ("hyperbolic_secant", {})]
+
+
+def kernels(backend, noise, eps, shifts):
+    impl = backends.get_backend(backend)
+    a, b = impl.log_ratio(noise, eps, shifts)
+    pa = torch.full((M,), 0.9, dtype=torch.float64)
+    pb = torch.full((M,), 0.05, dtype=torch.float64)
+    return impl.threshold_stats(a, b, pa, pb, backends.TIE_RTOL)
+
+
+@pytest.mark.skipif("cpu" not in uc.available_backends(), reason="CPU module not built")
+@pytest.mark.parametrize("name, params", CASES, ids=[c[0] for c in CASES])
+def test_cpu_vs_torch(benchmark, name, params):
+    noise = uc.noise.make(name, sigma=0.5, **params)
+    gen = torch.Generator().manual_seed(0)
+    eps = noise.sample((N, D), generator=gen, dtype=torch.float32)
+    shifts = torch.rand(M, D, generator=gen, dtype=torch.float64) * 0.05
+    t0 = time.perf_counter()
+    ref = kernels("torch", noise, eps, shifts)
+    torch_seconds = time.perf_counter() - t0
+    out = benchmark.pedantic(kernels, args=("cpu", noise, eps, shifts), rounds=3, iterations=1)
+    torch.testing.assert_close(out, ref, rtol=1e-9, atol=1e-9)
+    cpu_seconds = benchmark.stats.stats.min
+    ratio = torch_seconds / cpu_seconds
+    benchmark.extra_info.update(torch_seconds=torch_seconds, cpu_seconds=cpu_seconds, speedup=ratio,
+                                cpu_gelem_per_s=N * D * M / cpu_seconds / 1e9)
+    print(f"\n{name}: torch {torch_seconds:.2f}s  cpu {cpu_seconds:.3f}s  speedup {ratio:.1f}x")

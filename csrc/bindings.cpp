@@ -1,0 +1,142 @@
+// Python bindings of the CPU kernels (module unicr_fast._cpu).
+//
+// Arrays arrive as NumPy views of torch tensors (zero copy). Everything is validated here
+// again, whatever Python checked: a bad call raises ValueError/TypeError, never crashes.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "cpu/kernels.h"
+#include "cpu/parallel.h"
+#include "noise.h"
+
+namespace py = pybind11;
+
+namespace {
+
+using F64Array = py::array_t<double, py::array::c_style>;
+
+[[noreturn]] void value_error(const std::string& msg) { throw py::value_error(msg); }
+[[noreturn]] void type_error(const std::string& msg) { throw py::type_error(msg); }
+
+void require_c_contiguous(const py::array& arr, const char* name) {
+  if (!(arr.flags() & py::array::c_style))
+    value_error(std::string(name) + " must be C-contiguous (call .contiguous() first)");
+}
+
+void require_2d(const py::array& arr, const char* name) {
+  if (arr.ndim() != 2)
+    value_error(std::string(name) + " must be 2-D, got " + std::to_string(arr.ndim()) + "-D");
+}
+
+void require_float64(const py::array& arr, const char* name) {
+  if (!arr.dtype().is(py::dtype::of<double>()))
+    type_error(std::string(name) + " must be float64");
+}
+
+void require_finite(const double* p, int64_t n, const char* name) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) value_error(std::string(name) + " must be finite (found NaN/inf)");
+}
+
+int checked_threads(int num_threads) {
+  if (num_threads < 0) value_error("num_threads must be >= 0 (0 = all cores)");
+  return num_threads == 0 ? uc::default_num_threads() : num_threads;
+}
+
+py::tuple log_ratio(const py::array& eps, const py::array& shifts, int family,
+                    const py::array& params, int num_threads) {
+  require_2d(eps, "eps");
+  require_2d(shifts, "shifts");
+  require_c_contiguous(shifts, "shifts");
+  require_c_contiguous(params, "params");
+  const bool eps_double = eps.dtype().is(py::dtype::of<double>());
+  if (!eps_double && !eps.dtype().is(py::dtype::of<float>()))
+    type_error("eps must be float32 or float64");
+  require_float64(shifts, "shifts");
+  require_float64(params, "params");
+  if (family < 0 || family >= uc::kNumFamilies)
+    value_error("family id " + std::to_string(family) + " is not a compiled noise family");
+  if (params.ndim() != 1 || params.shape(0) != uc::kMaxParams)
+    value_error("params must be a 1-D float64 array of length " + std::to_string(uc::kMaxParams));
+  const int64_t N = eps.shape(0), d = eps.shape(1), M = shifts.shape(0);
+  if (N < 1 || d < 1) value_error("eps must have at least one sample and one coordinate");
+  // Rows must be contiguous; the row stride may exceed d (a column prefix of a wider matrix).
+  const int64_t item = eps.itemsize();
+  if (eps.strides(1) != item || eps.strides(0) < d * item || eps.strides(0) % item != 0)
+    value_error("eps must have contiguous rows (stride 1 along the last dimension, rows not overlapping)");
+  const int64_t row_stride = eps.strides(0) / item;
+  if (M < 1) value_error("shifts must hold at least one shift");
+  if (shifts.shape(1) != d)
+    value_error("shifts has " + std::to_string(shifts.shape(1)) + " coordinates but eps has " +
+                std::to_string(d));
+  const double* prm = static_cast<const double*>(params.data());
+  require_finite(prm, uc::kMaxParams, "params");
+  const double* sh = static_cast<const double*>(shifts.data());
+  require_finite(sh, M * d, "shifts");
+  F64Array a({M, N}), b({M, N});
+  uc::LogRatioArgs args{eps.data(), eps_double, N, d, row_stride, sh, M, family, prm,
+                        a.mutable_data(), b.mutable_data(), checked_threads(num_threads)};
+  {
+    py::gil_scoped_release release;
+    uc::log_ratio(args);
+  }
+  return py::make_tuple(a, b);
+}
+
+F64Array threshold_stats(const py::array& a, const py::array& b, const py::array& p_a,
+                         const py::array& p_b, double tie_rtol, int num_threads) {
+  require_2d(a, "a");
+  require_2d(b, "b");
+  require_c_contiguous(a, "a");
+  require_c_contiguous(b, "b");
+  require_c_contiguous(p_a, "p_a");
+  require_c_contiguous(p_b, "p_b");
+  require_float64(a, "a");
+  require_float64(b, "b");
+  require_float64(p_a, "p_a");
+  require_float64(p_b, "p_b");
+  const int64_t M = a.shape(0), N = a.shape(1);
+  if (M < 1 || N < 1) value_error("a must be a non-empty M x N array");
+  if (b.shape(0) != M || b.shape(1) != N) value_error("b must have the shape of a");
+  if (p_a.ndim() != 1 || p_a.shape(0) != M || p_b.ndim() != 1 || p_b.shape(0) != M)
+    value_error("p_a and p_b must be 1-D with one entry per row of a");
+  const double* pa = static_cast<const double*>(p_a.data());
+  const double* pb = static_cast<const double*>(p_b.data());
+  for (int64_t m = 0; m < M; ++m) {
+    if (!(pa[m] > 0.0 && pa[m] <= 1.0)) value_error("p_a must lie in (0, 1]");
+    if (!(pb[m] >= 0.0 && pb[m] <= 1.0)) value_error("p_b must lie in [0, 1]");
+  }
+  if (!(tie_rtol >= 0.0 && std::isfinite(tie_rtol))) value_error("tie_rtol must be finite and >= 0");
+  const double* av = static_cast<const double*>(a.data());
+  for (int64_t i = 0; i < M * N; ++i)
+    if (std::isnan(av[i]) || av[i] == std::numeric_limits<double>::infinity())
+      value_error("a (X-side log-ratios) must not hold NaN or +inf");
+  F64Array stats({M, static_cast<int64_t>(uc::kNumStats)});
+  const int threads = checked_threads(num_threads);
+  {
+    py::gil_scoped_release release;
+    uc::threshold_stats(av, static_cast<const double*>(b.data()), M, N, pa, pb, tie_rtol,
+                        stats.mutable_data(), threads);
+  }
+  return stats;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cpu, m) {
+  m.doc() = "unicr_fast CPU kernels (log-ratio sums, tie-aware threshold statistics)";
+  m.def("log_ratio", &log_ratio, py::arg("eps"), py::arg("shifts"), py::arg("family"),
+        py::arg("params"), py::arg("num_threads") = 0,
+        "X-side and Y-side log-ratio sums (THEORY §5); returns (a, b), each M x N float64.");
+  m.def("threshold_stats", &threshold_stats, py::arg("a"), py::arg("b"), py::arg("p_a"),
+        py::arg("p_b"), py::arg("tie_rtol"), py::arg("num_threads") = 0,
+        "Tie-aware threshold statistics (THEORY §3); returns M x 8 float64.");
+  m.def("quantile_rank", &uc::quantile_rank, py::arg("p"), py::arg("n"), py::arg("lo"));
+  m.attr("num_stats") = uc::kNumStats;
+  m.attr("max_params") = uc::kMaxParams;
+  m.attr("default_num_threads") = uc::default_num_threads();
+}

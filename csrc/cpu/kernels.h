@@ -1,0 +1,46 @@
+// CPU kernel entry points. Inputs are validated by the callers in bindings.cpp.
+#pragma once
+
+#include <cstdint>
+
+namespace uc {
+
+// THEORY §5: for samples eps (N x d, rows contiguous, eps_row_stride elements apart, so a
+// column prefix of a wider sample matrix needs no copy) and shifts (M x d, row-major, float64),
+//   a[m, i] = sum_j log phi(eps_ij - delta_mj) - log phi(eps_ij)
+//   b[m, i] = sum_j log phi(eps_ij) - log phi(eps_ij + delta_mj)
+// accumulated in float64. Outputs a and b are M x N. Coordinates past the last non-zero
+// entry of a shift contribute exactly 0 and are skipped.
+struct LogRatioArgs {
+  const void* eps;
+  bool eps_is_double;
+  int64_t num_samples, dim, eps_row_stride;
+  const double* shifts;
+  int64_t num_shifts;
+  int family;
+  const double* params;
+  double* a;
+  double* b;
+  int num_threads;
+};
+void log_ratio(const LogRatioArgs& args);
+
+// The same, built for a given instruction set; log_ratio() picks one at run time.
+namespace base { void log_ratio(const LogRatioArgs& args); }
+namespace avx2 { void log_ratio(const LogRatioArgs& args); }
+
+// Tie-aware threshold statistics (THEORY §3, §5), one row of 8 doubles per shift:
+//   t_A, P_X(L < t_A), P_X(L = t_A), P_Y(L < t_A), t_B, P_X(L > t_B), P_X(L = t_B), P_Y(L > t_B)
+// where "= t" means |L - t| <= tie_rtol * max(1, |t|) (exact equality when t is infinite),
+// t_A is the ceil(p_a N)-th smallest of a, and t_B the ceil(p_b N)-th largest (+inf if p_b N = 0).
+// P_Y(L > t_B) always counts b = +inf (Y-mass outside X's support).
+constexpr int kNumStats = 8;
+void threshold_stats(const double* a, const double* b, int64_t num_rows, int64_t num_samples,
+                     const double* p_a, const double* p_b, double tie_rtol, double* stats,
+                     int num_threads);
+
+// Quantile rank shared with the Python reference: ceil(p N), guarded against p N landing a
+// rounding error above an integer, clamped to [lo, N].
+int64_t quantile_rank(double p, int64_t n, int64_t lo);
+
+}  // namespace uc

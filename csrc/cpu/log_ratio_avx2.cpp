@@ -1,0 +1,3 @@
+// AVX2+FMA build of the log-ratio kernel; compiled with -mavx2 -mfma, called only where the CPU has them.
+#define UC_ISA avx2
+#include "log_ratio_impl.h"
