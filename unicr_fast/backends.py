@@ -163,10 +163,11 @@ def get_backend(name: str = "auto", device: Optional[torch.device] = None,
         raise ValueError(f"backend 'cpu' needs CPU tensors, got device '{dev}'")
     backend = _get(name)
     if backend is None:
-        hint = ("the package was built without nvcc, or no CUDA device is visible; reinstall "
-                "with nvcc on PATH" if name == "cuda" else
-                "the compiled module unicr_fast._cpu did not import; reinstall with 'pip install .'")
-        raise RuntimeError(f"backend '{name}' is not available: {hint}")
+        if name == "cuda":
+            from .cuda_backend import require_cuda_backend
+            return require_cuda_backend()   # raises, saying why (no module / no device)
+        raise RuntimeError("backend 'cpu' is not available: the compiled module unicr_fast._cpu "
+                           "did not import; reinstall with 'pip install .'")
     return backend
 
 

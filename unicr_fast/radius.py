@@ -87,9 +87,12 @@ def _scale_fn(evaluator_factory, noise, dim, p, rtol, cap_factor):
     def run(levels: np.ndarray, lam_guess: Optional[np.ndarray]) -> ScaleResult:
         dirs = directions_from_levels(levels, dim, p)
         scale = _typical_scale(noise, dirs)
-        init = 0.5 * scale if lam_guess is None else np.where(lam_guess > 0, lam_guess, 0.5 * scale)
+        if lam_guess is None:   # cold start: a factor-2 bracket around one noise unit
+            init, growth = 0.5 * scale, 2.0
+        else:                   # warm start from a nearby direction: a tight bracket
+            init, growth = np.where(lam_guess > 0, lam_guess, 0.5 * scale), 1.25
         return scale_search(evaluator_factory(dirs), len(dirs), init, rtol,
-                            lam_max=cap_factor * scale, lam_min=1e-9 * scale)
+                            lam_max=cap_factor * scale, lam_min=1e-9 * scale, growth=growth)
     return run
 
 
@@ -131,6 +134,18 @@ def _radius_one(noise, p_a, p_b, p, dim, bank: SampleBank, backend, search_sampl
                          time.perf_counter() - t0, sound, fresh_radius, found.history)
 
 
+def _enforce_monotone(details) -> None:
+    """With shared samples lambda*(u) is non-decreasing in p_a for every direction u, so the
+    direction found at a larger p_a certifies at most its radius at any smaller p_a too: take the
+    suffix minimum over p_a (a smaller, never larger radius; one radius per direction tried)."""
+    order = sorted(range(len(details)), key=lambda i: details[i].p_a, reverse=True)
+    best = math.inf
+    for i in order:
+        if details[i].radius > best:
+            details[i].radius = best
+        best = min(best, details[i].radius)
+
+
 def _resolve_device(device) -> torch.device:
     if isinstance(device, torch.device):
         return device
@@ -158,7 +173,7 @@ def _check_pa(p_a) -> np.ndarray:
 
 def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim: int = None,
                      num_samples: int = 100_000, seed: int = 0, device="auto", *,
-                     backend: str = "auto", search_samples: int = 20_000, rtol: float = 1e-4,
+                     backend: str = "auto", search_samples: int = 10_000, rtol: float = 1e-4,
                      particles: int = 8, iterations: int = 4, sound: bool = False,
                      beta: float = 1e-3, cap: float = 1e3, dtype: torch.dtype = torch.float32,
                      return_details: bool = False):
@@ -209,6 +224,7 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
                     slack, seed, cap, sound, fresh)
         for pa in pa_arr.reshape(-1)
     ]
+    _enforce_monotone(details)
     if return_details:
         return details[0] if pa_arr.ndim == 0 else np.array(details, dtype=object).reshape(pa_arr.shape)
     radii = np.array([d.radius for d in details]).reshape(pa_arr.shape)

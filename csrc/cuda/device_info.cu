@@ -2,6 +2,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda_api.h"
+#include "cuda_check.h"
 
 namespace uc {
 namespace cuda {
@@ -12,6 +13,13 @@ int device_count() {
     cudaGetLastError();  // clear the sticky error so later calls start clean
     return 0;
   }
+  return n;
+}
+
+int multiprocessor_count(int device) {
+  int n = 0;
+  check(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device),
+        "cudaDeviceGetAttribute(MultiProcessorCount)");
   return n;
 }
 
