@@ -2,6 +2,7 @@
 from . import noise
 from .backends import available_backends, get_backend
 from .radius import RadiusDetails, certified_radius
+from .smooth import Smooth
 
 __version__ = "0.1.0"
-__all__ = ["noise", "available_backends", "get_backend", "certified_radius", "RadiusDetails"]
+__all__ = ["noise", "available_backends", "get_backend", "certified_radius", "RadiusDetails", "Smooth"]

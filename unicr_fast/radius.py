@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Optional
 
 import numpy as np
 import torch
@@ -44,19 +44,21 @@ class RadiusDetails:
 
 
 class _MarginEvaluator:
-    """Margins of scaled directions on a fixed sample matrix, in batched kernel calls."""
+    """Margins of scaled directions on a fixed sample matrix, in batched kernel calls.
+    Row r is direction ``directions[r]`` judged at ``p_a[r]`` (and ``p_b[r]``)."""
 
     def __init__(self, backend, noise: Noise, eps: torch.Tensor, directions: np.ndarray,
-                 p_a: float, p_b: Optional[float], slack: float):
+                 p_a, p_b, binary: bool, slack: float):
         self.backend, self.noise, self.eps = backend, noise, eps
         self.dirs = directions
-        self.nnz = np.array([int(np.count_nonzero(u)) for u in directions])  # sorted: prefix
-        self.binary = p_b is None
-        pb_eff = (1.0 - p_a) if self.binary else p_b
+        self.nnz = np.count_nonzero(directions, axis=1)   # sorted directions: a prefix
+        rows = len(directions)
+        pa = np.broadcast_to(np.asarray(p_a, dtype=np.float64), (rows,))
+        pb = (1.0 - pa) if binary else np.broadcast_to(np.asarray(p_b, dtype=np.float64), (rows,))
         # Sound mode (THEORY §6): thresholds at p_a - e, p_b + e; P_Y moved by e in margins().
-        self.pa = min(1.0, max(p_a - slack, 1e-300))
-        self.pb = min(1.0, max(pb_eff + slack, 0.0))
-        self.slack = slack
+        self.pa = np.clip(pa - slack, 1e-300, 1.0)
+        self.pb = np.clip(pb + slack, 0.0, 1.0)
+        self.binary, self.slack = binary, slack
 
     def __call__(self, rows: np.ndarray, lams: np.ndarray) -> np.ndarray:
         out = np.empty(len(rows))
@@ -69,9 +71,8 @@ class _MarginEvaluator:
             if self.backend.name == "cuda":
                 eps = eps.contiguous()
             a, b = self.backend.log_ratio(self.noise, eps, shifts)
-            M = len(r)
-            pa = torch.full((M,), self.pa, dtype=torch.float64, device=a.device)
-            pb = torch.full((M,), self.pb, dtype=torch.float64, device=a.device)
+            pa = torch.from_numpy(np.ascontiguousarray(self.pa[r])).to(a.device)
+            pb = torch.from_numpy(np.ascontiguousarray(self.pb[r])).to(a.device)
             stats = self.backend.threshold_stats(a, b, pa, pb, backends.TIE_RTOL)
             out[lo:lo + len(r)] = margins(stats, pa, pb, self.binary, self.slack).cpu().numpy()
         return out
@@ -103,35 +104,61 @@ def _refine(evaluator, dirs, lam_guess, noise, rtol, cap_factor) -> ScaleResult:
                         lam_min=1e-9 * scale, growth=1.1)
 
 
-def _radius_one(noise, p_a, p_b, p, dim, bank: SampleBank, backend, search_samples, rtol,
-                swarm: SwarmConfig, slack, seed, cap_factor, sound, fresh_bank_fn) -> RadiusDetails:
+def _search_points(p_a: np.ndarray, count: int) -> np.ndarray:
+    """Up to ``count`` p_a values (spread over the sorted distinct values) to search directions at."""
+    distinct = np.unique(p_a)
+    if len(distinct) <= count:
+        return distinct
+    return distinct[np.unique(np.linspace(0, len(distinct) - 1, count).round().astype(int))]
+
+
+def _radii(noise, p_a: np.ndarray, p_b: Optional[np.ndarray], binary, p, dim, bank: SampleBank, backend, search_samples,
+           rtol, swarm: SwarmConfig, slack, seed, cap_factor, sound, fresh_bank, search_points):
+    """Radii for the certifiable p_a values (one sample set): search directions at a few of
+    them, then refine lambda* of every (p_a, direction) pair on all N samples in batched calls
+    and keep the smallest per p_a. Sharing the directions keeps the radius monotone in p_a."""
     t0 = time.perf_counter()
-    if (p_b is None and p_a <= 0.5) or (p_b is not None and p_a <= p_b):
-        return RadiusDetails(0.0, p_a, p_b, None, True, 0, time.perf_counter() - t0, sound)
     eps_full = bank.samples()
     eps_search = eps_full[: min(search_samples, eps_full.shape[0])]
+    levels, guesses, evals, history = [], [], 0, []
+    for i, pa in enumerate(_search_points(p_a, search_points)):
+        pb = None if binary else p_b[np.argmax(p_a == pa)]
+        coarse = lambda dirs, pa=pa, pb=pb: _MarginEvaluator(backend, noise, eps_search, dirs, pa,
+                                                             pb, binary, slack)
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EA5C4, i]))
+        found = direction_search(_scale_fn(coarse, noise, dim, p, swarm.coarse_rtol, cap_factor),
+                                 dim, swarm, rng)
+        levels.append(found.levels)
+        guesses.append(found.lam)
+        evals += found.evaluations
+        history.append(found.history)
+    dirs = np.unique(directions_from_levels(np.array(levels), dim, p), axis=0)
+    guess = float(np.median(guesses))
 
-    def coarse(dirs):
-        return _MarginEvaluator(backend, noise, eps_search, dirs, p_a, p_b, slack)
+    def refine(eps):
+        """lambda* for every (p_a, direction) pair -> (K x D) lambdas and found flags."""
+        K, D = len(p_a), len(dirs)
+        pair_dirs = np.tile(dirs, (K, 1))
+        evaluator = _MarginEvaluator(backend, noise, eps, pair_dirs, np.repeat(p_a, D),
+                                     None if binary else np.repeat(p_b, D), binary, slack)
+        res = _refine(evaluator, pair_dirs, np.full(K * D, guess), noise, rtol, cap_factor)
+        return res.lam.reshape(K, D), res.found.reshape(K, D), res.evaluations
 
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EA5C4]))
-    found = direction_search(_scale_fn(coarse, noise, dim, p, swarm.coarse_rtol, cap_factor),
-                             dim, swarm, rng)
-    best_dir = directions_from_levels(found.levels[None, :], dim, p)
-    evaluator = _MarginEvaluator(backend, noise, eps_full, best_dir, p_a, p_b, slack)
-    fine = _refine(evaluator, best_dir, np.array([found.lam]), noise, rtol, cap_factor)
-    evals = found.evaluations + fine.evaluations
-    radius = float(fine.lam[0])
-    fresh_radius = None
-    if sound:
-        fresh_eps = fresh_bank_fn().samples()
-        fresh_eval = _MarginEvaluator(backend, noise, fresh_eps, best_dir, p_a, p_b, slack)
-        fresh = _refine(fresh_eval, best_dir, fine.lam, noise, rtol, cap_factor)
-        evals += fresh.evaluations
-        fresh_radius = float(fresh.lam[0])
-        radius = min(radius, fresh_radius)
-    return RadiusDetails(radius, p_a, p_b, best_dir[0], bool(fine.found[0]), evals,
-                         time.perf_counter() - t0, sound, fresh_radius, found.history)
+    lam, found, n = refine(eps_full)
+    evals += n
+    fresh_lam = None
+    if sound:   # re-check the chosen directions on fresh samples (THEORY §6)
+        fresh_lam, fresh_found, n = refine(fresh_bank.samples())
+        evals += n
+        lam, found = np.minimum(lam, fresh_lam), found & fresh_found
+    best = lam.argmin(axis=1)
+    seconds = time.perf_counter() - t0
+    rows = range(len(p_a))
+    return [RadiusDetails(float(lam[i, best[i]]), float(p_a[i]),
+                          None if binary else float(p_b[i]), dirs[best[i]],
+                          bool(found[i, best[i]]), evals, seconds, sound,
+                          None if fresh_lam is None else float(fresh_lam[i, best[i]]), history)
+            for i in rows]
 
 
 def _enforce_monotone(details) -> None:
@@ -176,7 +203,7 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
                      backend: str = "auto", search_samples: int = 10_000, rtol: float = 1e-4,
                      particles: int = 8, iterations: int = 4, sound: bool = False,
                      beta: float = 1e-3, cap: float = 1e3, dtype: torch.dtype = torch.float32,
-                     return_details: bool = False):
+                     search_points: int = 3, return_details: bool = False):
     """Certified l_p radius of a smoothed classifier with top-class probability >= ``p_a``
     (and runner-up <= ``p_b``; ``None`` = binary bound, Theorem 3) under i.i.d. ``noise`` in
     dimension ``dim``.
@@ -188,7 +215,8 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
 
     Search knobs: ``search_samples`` samples rank directions at coarse tolerance (the first ones
     of the N), ``particles`` x ``iterations`` particle swarm after the k-sparse candidates,
-    ``rtol`` the final relative tolerance on lambda. ``cap``: scales beyond ``cap`` noise units
+    ``rtol`` the final relative tolerance on lambda. For an array of p_a, directions are searched
+    at ``search_points`` of its values and every p_a is refined along all of them. ``cap``: scales beyond ``cap`` noise units
     (sigma / ||u||_2) are not explored; a direction with no crossing below it reports
     ``found=False`` in the details and the cap as its radius.
     ``sound=True`` applies the DKW slack at level ``beta`` and re-checks the final direction on
@@ -210,6 +238,7 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
     cap = check_positive(cap, "cap")
     particles = check_int(particles, "particles", 0)
     iterations = check_int(iterations, "iterations", 0)
+    search_points = check_int(search_points, "search_points", 1)
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     dev = _resolve_device(device)
@@ -217,13 +246,21 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
     slack = dkw_epsilon(num_samples, beta) if sound else 0.0
 
     bank = get_sample_bank(noise, num_samples, dim, seed, dtype, dev)
-    fresh = lambda: SampleBank(noise, num_samples, dim, seed + 1_000_003, dtype, dev)
+    fresh_seed = int(np.random.SeedSequence([seed, 0xF5E5]).generate_state(1)[0])
+    fresh = SampleBank(noise, num_samples, dim, fresh_seed, dtype, dev) if sound else None
     swarm = SwarmConfig(particles=particles, iterations=iterations)
-    details = [
-        _radius_one(noise, float(pa), p_b, p, dim, bank, impl, search_samples, rtol, swarm,
-                    slack, seed, cap, sound, fresh)
-        for pa in pa_arr.reshape(-1)
-    ]
+    binary = p_b is None
+    flat = pa_arr.reshape(-1)
+    # Nothing to certify where p_a <= p_b (binary: p_a <= 1/2): radius 0, never an exception.
+    ok = flat > (0.5 if binary else p_b)
+    details = [RadiusDetails(0.0, float(pa), p_b, None, True, 0, 0.0, sound) for pa in flat]
+    if ok.any():
+        # p_b <= 1 - p_a on the event where both bounds hold, so capping it loses nothing.
+        pb_eff = None if binary else np.minimum(p_b, 1.0 - flat[ok])
+        todo = _radii(noise, flat[ok], pb_eff, binary, p, dim, bank, impl, search_samples, rtol,
+                      swarm, slack, seed, cap, sound, fresh, search_points)
+        for i, d in zip(np.nonzero(ok)[0], todo):
+            details[i] = d
     _enforce_monotone(details)
     if return_details:
         return details[0] if pa_arr.ndim == 0 else np.array(details, dtype=object).reshape(pa_arr.shape)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
 import numpy as np
-import torch
 
 # --------------------------------------------------------------------------------------------
 # Directions

@@ -1,0 +1,171 @@
+"""Smooth: Cohen et al.'s randomized-smoothing classifier for any i.i.d. noise and any l_p norm.
+
+A drop-in for ``Smooth(base_classifier, num_classes, sigma)`` of locuslab/smoothing: same
+``predict`` / ``certify`` semantics and ``ABSTAIN = -1``; ``noise=`` and ``norm=`` generalise it.
+Radii: Gaussian noise uses the exact closed form (THEORY §8: sigma Phi^-1(p_a) in l2, which is
+also the l_p radius for p <= 2, and R_2 d^(1/p - 1/2) for p >= 2); every other noise goes
+through the radius engine, memoised by a ``RadiusCache`` (rounding p_a down / p_b up, never
+over-stating the radius).
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from scipy.stats import binomtest
+
+from ._validation import check_int, check_norm, check_probability_open
+from .confidence import clopper_pearson_lower, clopper_pearson_upper
+from .noise import Gaussian, Noise
+from .radius_cache import RadiusCache
+from .reference import gaussian_radius
+
+
+class Smooth:
+    """Smoothed classifier g(x) = argmax_c P(f(x + eps) = c), eps i.i.d. ``noise`` (or Gaussian
+    with std ``sigma``; give exactly one), certified in the l_``norm`` norm.
+
+    ``multiclass=False`` (Cohen): p_b = 1 - p_a, p_a a one-sided Clopper–Pearson bound at
+    ``alpha``. ``multiclass=True``: p_a lower and p_b upper (runner-up) bounds at ``alpha / 2``
+    each (Bonferroni), which can certify more when the runner-up is rare.
+
+    Determinism: every ``predict`` / ``certify`` call draws its noise from a torch.Generator
+    seeded with ``seed`` on x's device (the model's), so the same (x, seed, batch_size, device) gives
+    the same answer. A data-set run therefore reuses the same draws for every input (each
+    input's guarantee holds on its own); set ``smooth.seed`` per input for independent draws.
+
+    Radii: Gaussian noise uses the exact closed form (no search, no Monte Carlo). Any other noise
+    calls the radius engine with dim = x.numel(), ``radius_samples`` samples, seed ``seed`` (as
+    given at construction), ``device`` (None: "auto") and ``radius_kwargs`` (any other
+    ``certified_radius`` keyword); its radii are memoised in ``self.radius_cache``.
+    """
+
+    ABSTAIN = -1
+
+    def __init__(self, model: torch.nn.Module, num_classes: int, sigma: Optional[float] = None,
+                 noise: Optional[Noise] = None, norm=2, *, multiclass: bool = False, seed: int = 0,
+                 radius_samples: int = 100_000, radius_kwargs: Optional[dict] = None, device=None):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if (sigma is None) == (noise is None):
+            raise ValueError("give exactly one of sigma (Gaussian noise) and noise")
+        if noise is None:
+            noise = Gaussian(sigma)
+        elif not isinstance(noise, Noise):
+            raise TypeError(f"noise must be a unicr_fast.noise.Noise, got {type(noise).__name__}")
+        if not isinstance(multiclass, bool):
+            raise TypeError(f"multiclass must be a bool, got {type(multiclass).__name__}")
+        self.model = model
+        self.num_classes = check_int(num_classes, "num_classes", 2)
+        self.noise = noise
+        self.norm = check_norm(norm)
+        self.multiclass = multiclass
+        self.seed = check_int(seed, "seed", 0)
+        self.radius_cache = RadiusCache(noise, num_samples=radius_samples, seed=self.seed,
+                                        device="auto" if device is None else device,
+                                        radius_kwargs=radius_kwargs)
+
+    # -- public API --------------------------------------------------------------------------
+    def predict(self, x: torch.Tensor, n: int, alpha: float, batch_size: int) -> int:
+        """Top class of g at x, or ABSTAIN when a two-sided binomial test cannot tell the top two
+        counts apart at level ``alpha`` (Cohen et al.): wrong with probability <= alpha."""
+        n = check_int(n, "n", 1)
+        alpha = check_probability_open(alpha, "alpha")
+        self._check_input(x, batch_size)
+        counts = self._counts(x, n, batch_size, self._generator(x))
+        top, second = np.argsort(-counts, kind="stable")[:2]
+        n_top, n_second = int(counts[top]), int(counts[second])
+        if binomtest(n_top, n_top + n_second, 0.5).pvalue > alpha:
+            return self.ABSTAIN
+        return int(top)
+
+    def certify(self, x: torch.Tensor, n0: int, n: int, alpha: float,
+                batch_size: int) -> Tuple[int, float]:
+        """(label, radius) in this Smooth's norm; (ABSTAIN, 0.0) when nothing is certified.
+        The label is chosen on ``n0`` draws, its probability bounded on ``n`` fresh ones."""
+        label, p_a, p_b, dim = self._bounds(x, n0, n, alpha, batch_size)
+        if label == self.ABSTAIN:
+            return self.ABSTAIN, 0.0
+        return label, self._radius(p_a, p_b, self.norm, dim)
+
+    def certify_norms(self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int,
+                      norms: Sequence = (1, 2, "inf")) -> Tuple[int, Dict]:
+        """(label, {norm: radius}) for several norms from one set of counts (keys as given)."""
+        if isinstance(norms, (str, int, float)) or not hasattr(norms, "__iter__"):
+            raise TypeError(f"norms must be a sequence of norms such as (1, 2, 'inf'), got {norms!r}")
+        norms = tuple(norms)
+        if not norms:
+            raise ValueError("norms must not be empty")
+        exponents = {q: check_norm(q) for q in norms}
+        label, p_a, p_b, dim = self._bounds(x, n0, n, alpha, batch_size)
+        if label == self.ABSTAIN:
+            return self.ABSTAIN, {q: 0.0 for q in norms}
+        return label, {q: self._radius(p_a, p_b, p, dim) for q, p in exponents.items()}
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _bounds(self, x, n0, n, alpha, batch_size):
+        """(label, p_a, p_b, dim); label ABSTAIN when p_a cannot beat p_b (binary: 1/2)."""
+        n, n0 = check_int(n, "n", 1), check_int(n0, "n0", 1)
+        if n0 > n:
+            raise ValueError(f"n0 ({n0}) must not exceed n ({n}): n0 selects, n estimates")
+        alpha = check_probability_open(alpha, "alpha")
+        self._check_input(x, batch_size)
+        gen = self._generator(x)
+        # Selection and estimation use consecutive, hence independent, draws of one generator.
+        label = int(np.argmax(self._counts(x, n0, batch_size, gen)))
+        counts = self._counts(x, n, batch_size, gen)
+        n_a = int(counts[label])
+        if not self.multiclass:
+            p_a = clopper_pearson_lower(n_a, n, alpha)
+            return (self.ABSTAIN if p_a < 0.5 else label), p_a, None, x.numel()
+        p_a = clopper_pearson_lower(n_a, n, alpha / 2)
+        n_b = int(np.delete(counts, label).max())
+        # p_B <= 1 - p_A <= 1 - p_a on the same event, so the cap is free and keeps p_a + p_b <= 1.
+        p_b = min(clopper_pearson_upper(n_b, n, alpha / 2), 1.0 - p_a)
+        return (self.ABSTAIN if p_a <= p_b else label), p_a, p_b, x.numel()
+
+    def _radius(self, p_a: float, p_b: Optional[float], p: float, dim: int) -> float:
+        if isinstance(self.noise, Gaussian):
+            return gaussian_radius(self.noise.sigma, p_a, p_b, p, dim)
+        return self.radius_cache.radius(p_a, p_b, p, dim)
+
+    def _generator(self, x: torch.Tensor) -> torch.Generator:
+        return torch.Generator(device=x.device).manual_seed(self.seed)
+
+    @torch.no_grad()
+    def _counts(self, x: torch.Tensor, num: int, batch_size: int, gen) -> np.ndarray:
+        """Class counts of the base classifier on ``num`` noisy copies of x."""
+        self.model.eval()
+        # Noise families sample in float32/float64; half-precision inputs get float32 draws.
+        draw_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        counts = torch.zeros(self.num_classes, dtype=torch.long, device=x.device)
+        for start in range(0, num, batch_size):
+            size = min(batch_size, num - start)
+            batch = self.noise.sample((size, *x.shape), generator=gen, device=x.device,
+                                      dtype=draw_dtype).to(x.dtype).add_(x)
+            out = self.model(batch)
+            if not torch.is_tensor(out) or tuple(out.shape) != (size, self.num_classes):
+                got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+                raise ValueError(f"model output must have shape (batch, num_classes) = "
+                                 f"({size}, {self.num_classes}), got {got}")
+            counts += torch.bincount(out.argmax(dim=1), minlength=self.num_classes)
+        return counts.cpu().numpy()
+
+    def _check_input(self, x, batch_size) -> None:
+        check_int(batch_size, "batch_size", 1)
+        if not torch.is_tensor(x):
+            raise TypeError(f"x must be a torch.Tensor (one input, no batch dimension), "
+                            f"got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+        if x.numel() == 0:
+            raise ValueError("x must not be empty")
+        if not torch.isfinite(x).all():
+            raise ValueError("x must be finite (no NaN or inf)")
+        devices = {t.device for t in itertools.chain(self.model.parameters(), self.model.buffers())}
+        if devices and devices != {x.device}:
+            where = ", ".join(sorted(str(d) for d in devices))
+            raise ValueError(f"model parameters are on {where} but x is on {x.device}; "
+                             f"move x (x.to(...)) or the model (model.to(...)) to one device")
