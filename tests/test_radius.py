@@ -197,6 +197,8 @@ def test_sound_mode_is_conservative_across_seeds():
     (dict(p_a=0.9, dim=2.5), TypeError, "dim"),
     (dict(p_a=0.9, num_samples=0), ValueError, "num_samples"),
     (dict(p_a=0.9, device="tpu"), ValueError, "device"),
+    (dict(p_a=0.9, device="meta"), ValueError, "device"),
+    (dict(p_a=0.9, device=3), TypeError, "device"),
     (dict(p_a=0.9, backend="fpga"), ValueError, "backend"),
 ])
 def test_bad_inputs(kwargs, err, match):

@@ -339,6 +339,21 @@ class _Mixture(Noise):
         lv = math.log1p(-self.weight) if self.weight < 1 else -math.inf
         return torch.logaddexp(lw + self.first.log_pdf(x), lv + self.second.log_pdf(x))
 
+    def cdf(self, x):
+        return self.weight * self.first.cdf(x) + (1 - self.weight) * self.second.cdf(x)
+
+    def icdf(self, q):
+        """Numerical inverse of the CDF (bisection to 1e-12, elementwise)."""
+        from scipy.optimize import brentq
+        q = np.asarray(q, dtype=np.float64)
+        if ((q <= 0) | (q >= 1)).any():
+            raise ValueError("q must lie in (0, 1) for a mixture's icdf")
+        f = lambda x, t: float(self.cdf(torch.tensor(x, dtype=torch.float64))) - t
+        lo = min(float(self.first.icdf(q.min())), float(self.second.icdf(q.min())))
+        hi = max(float(self.first.icdf(q.max())), float(self.second.icdf(q.max())))
+        out = [brentq(f, lo - 1e-9, hi + 1e-9, args=(t,), xtol=1e-12) for t in q.reshape(-1)]
+        return torch.tensor(out, dtype=torch.float64).reshape(q.shape)
+
     def _log_weights(self):
         lw = math.log(self.weight) if self.weight > 0 else -1e300
         lv = math.log1p(-self.weight) if self.weight < 1 else -1e300

@@ -175,16 +175,22 @@ def _enforce_monotone(details) -> None:
 
 def _resolve_device(device) -> torch.device:
     if isinstance(device, torch.device):
-        return device
+        device = str(device)
     if not isinstance(device, str):
         raise TypeError(f"device must be a string or torch.device, got {type(device).__name__}")
     if device == "auto":
         cuda_ok = torch.cuda.is_available() and "cuda" in backends.available_backends()
         return torch.device("cuda" if cuda_ok else "cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except RuntimeError:
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got '{device}'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{device}' was requested but torch sees no CUDA device; "
+                         "use device='cpu' or 'auto'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got '{device}'")
+    return dev
 
 
 def _check_pa(p_a) -> np.ndarray:
