@@ -125,6 +125,29 @@ F64Array threshold_stats(const py::array& a, const py::array& b, const py::array
   return stats;
 }
 
+py::array sample(int family, const py::array& params, uint64_t seed, int64_t num_samples,
+                 int64_t dim, bool single, int num_threads) {
+  require_c_contiguous(params, "params");
+  require_float64(params, "params");
+  if (family < 0 || family >= uc::kNumFamilies)
+    value_error("family id " + std::to_string(family) + " is not a compiled noise family");
+  if (params.ndim() != 1 || params.shape(0) != uc::kMaxParams)
+    value_error("params must be a 1-D float64 array of length " + std::to_string(uc::kMaxParams));
+  const double* prm = static_cast<const double*>(params.data());
+  require_finite(prm, uc::kMaxParams, "params");
+  if (num_samples < 1 || dim < 1) value_error("num_samples and dim must be >= 1");
+  if (dim > (int64_t(1) << 31)) value_error("dim must be below 2^31 (the Philox counter layout)");
+  py::array out = single ? py::array(py::array_t<float>({num_samples, dim}))
+                         : py::array(py::array_t<double>({num_samples, dim}));
+  const int threads = checked_threads(num_threads);
+  void* ptr = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    uc::sample(family, prm, seed, num_samples, dim, ptr, single, threads);
+  }
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cpu, m) {
@@ -135,6 +158,9 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("threshold_stats", &threshold_stats, py::arg("a"), py::arg("b"), py::arg("p_a"),
         py::arg("p_b"), py::arg("tie_rtol"), py::arg("num_threads") = 0,
         "Tie-aware threshold statistics (THEORY §3); returns M x 8 float64.");
+  m.def("sample", &sample, py::arg("family"), py::arg("params"), py::arg("seed"),
+        py::arg("num_samples"), py::arg("dim"), py::arg("single"), py::arg("num_threads") = 0,
+        "Philox noise draws, N x d, float32 if single else float64 (same stream as the GPU).");
   m.def("quantile_rank", &uc::quantile_rank, py::arg("p"), py::arg("n"), py::arg("lo"));
   m.attr("num_stats") = uc::kNumStats;
   m.attr("max_params") = uc::kMaxParams;

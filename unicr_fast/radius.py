@@ -21,7 +21,8 @@ from ._validation import check_int, check_norm, check_positive, check_probabilit
 from .confidence import dkw_epsilon
 from .noise import Noise
 from .samples import SampleBank, get_sample_bank
-from .search import ScaleResult, SwarmConfig, direction_search, directions_from_levels, scale_search
+from .search import (ScaleResult, SwarmConfig, direction_search, directions_from_levels,
+                     scale_search, sparse_levels)
 from .thresholds import margins
 
 # Shifts evaluated per kernel call (bounds the M x N float64 outputs).
@@ -92,48 +93,100 @@ def _scale_fn(evaluator_factory, noise, dim, p, rtol, cap_factor):
             init, growth = 0.5 * scale, 2.0
         else:                   # warm start from a nearby direction: a tight bracket
             init, growth = np.where(lam_guess > 0, lam_guess, 0.5 * scale), 1.25
+        # Only the minimum over the batch matters to the search: prune the rest early.
         return scale_search(evaluator_factory(dirs), len(dirs), init, rtol,
-                            lam_max=cap_factor * scale, lam_min=1e-9 * scale, growth=growth)
+                            lam_max=cap_factor * scale, lam_min=1e-9 * scale, growth=growth,
+                            groups=np.zeros(len(dirs), dtype=np.int64))
     return run
 
 
-def _refine(evaluator, dirs, lam_guess, noise, rtol, cap_factor) -> ScaleResult:
+def _refine(evaluator, dirs, lam_guess, noise, rtol, cap_factor, groups) -> ScaleResult:
+    """lambda* on all samples from a coarse estimate (made on the subsample, at a nearby
+    reference p_a): a 25% bracket step, then bisection; only each group's minimum is kept."""
     scale = _typical_scale(noise, dirs)
     init = np.where(lam_guess > 0, lam_guess, 0.5 * scale)
     return scale_search(evaluator, len(dirs), init, rtol, lam_max=cap_factor * scale,
-                        lam_min=1e-9 * scale, growth=1.1)
+                        lam_min=1e-9 * scale, growth=1.25, groups=groups)
 
 
-def _search_points(p_a: np.ndarray, count: int) -> np.ndarray:
-    """Up to ``count`` p_a values (spread over the sorted distinct values) to search directions at."""
-    distinct = np.unique(p_a)
-    if len(distinct) <= count:
-        return distinct
-    return distinct[np.unique(np.linspace(0, len(distinct) - 1, count).round().astype(int))]
+#: Class-probability bounds the swarm searches directions at: (p_a, p_b), p_b None = binary.
+#: The set of directions (the k-sparse candidates + the swarm's winners) depends on the
+#: configuration only, never on the p_a asked for, so radii from separate calls are minima over
+#: the same directions: consistent and monotone in p_a. One reference keeps a first call cheap;
+#: more references (e.g. 0.6 and 0.99 too) widen the set at a proportional search cost.
+_REFERENCE_BINARY = ((0.9, None),)
+_REFERENCE_MULTICLASS = ((0.9, 0.05),)
+_KEEP = 1.5
 
 
-def _radii(noise, p_a: np.ndarray, p_b: Optional[np.ndarray], binary, p, dim, bank: SampleBank, backend, search_samples,
-           rtol, swarm: SwarmConfig, slack, seed, cap_factor, sound, fresh_bank, search_points):
-    """Radii for the certifiable p_a values (one sample set): search directions at a few of
-    them, then refine lambda* of every (p_a, direction) pair on all N samples in batched calls
-    and keep the smallest per p_a. Sharing the directions keeps the radius monotone in p_a."""
+@dataclass
+class _DirectionSet:
+    dirs: np.ndarray        # D x d unit directions: the k-sparse candidates + the swarm's winners
+    ref_pa: np.ndarray      # the reference p_a values
+    ref_lam: np.ndarray     # R x D coarse lambda* at each reference (starting points)
+    evaluations: int
+    history: list
+
+
+_direction_sets: "dict" = {}
+_MAX_DIRECTION_SETS = 16
+
+
+def _direction_set(key, noise, p, dim, eps_search, backend, swarm, slack, seed, cap_factor,
+                   binary) -> _DirectionSet:
+    """Directions to refine for this configuration (memoised per ``key``)."""
+    if key in _direction_sets:
+        return _direction_sets[key]
+    refs = _REFERENCE_BINARY if binary else _REFERENCE_MULTICLASS
+    cand = directions_from_levels(sparse_levels(dim), dim, p)
+    winners, cand_lams, win_lams, evals, history = [], [], [], 0, []
+    for r, (pa, pb) in enumerate(refs):
+        coarse = lambda dirs, pa=pa, pb=pb: _MarginEvaluator(backend, noise, eps_search, dirs, pa,
+                                                             pb, binary, slack)
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EA5C4, r]))
+        found = direction_search(_scale_fn(coarse, noise, dim, p, swarm.coarse_rtol, cap_factor),
+                                 dim, swarm, rng)
+        winners.append(directions_from_levels(found.levels[None, :], dim, p)[0])
+        cand_lams.append(found.candidate_lam)
+        win_lams.append(found.lam)
+        evals += found.evaluations
+        history.append(found.history)
+    dirs, index = np.unique(np.vstack([cand, np.array(winners)]), axis=0, return_inverse=True)
+    index = index.reshape(-1)
+    ref_lam = np.full((len(refs), len(dirs)), np.nan)
+    for r in range(len(refs)):
+        ref_lam[r, index[:len(cand)]] = cand_lams[r]
+        ref_lam[r, index[len(cand) + r]] = win_lams[r]
+    ref_lam = np.where(np.isnan(ref_lam), np.nanmedian(ref_lam, axis=1, keepdims=True), ref_lam)
+    # Keep the directions within a factor _KEEP of the best at some reference: one far above
+    # the minimum there is not worth refining at every p_a. The choice depends on the
+    # references only, so the set stays the same for every p_a.
+    keep = (ref_lam <= _KEEP * ref_lam.min(axis=1, keepdims=True)).any(axis=0)
+    out = _DirectionSet(dirs[keep], np.array([pa for pa, _ in refs]), ref_lam[:, keep], evals,
+                        history)
+    if len(_direction_sets) >= _MAX_DIRECTION_SETS:
+        _direction_sets.pop(next(iter(_direction_sets)))
+    _direction_sets[key] = out
+    return out
+
+
+def _radii(noise, p_a: np.ndarray, p_b: Optional[np.ndarray], binary, p, dim, bank: SampleBank,
+           backend, search_samples, rtol, swarm: SwarmConfig, slack, seed, cap_factor, sound,
+           fresh_bank):
+    """Radii for the certifiable p_a values (one sample set): lambda* of every (p_a, direction)
+    pair of the configuration's direction set on all N samples, in batched calls with pruning,
+    and the smallest per p_a."""
     t0 = time.perf_counter()
     eps_full = bank.samples()
     eps_search = eps_full[: min(search_samples, eps_full.shape[0])]
-    levels, guesses, evals, history = [], [], 0, []
-    for i, pa in enumerate(_search_points(p_a, search_points)):
-        pb = None if binary else p_b[np.argmax(p_a == pa)]
-        coarse = lambda dirs, pa=pa, pb=pb: _MarginEvaluator(backend, noise, eps_search, dirs, pa,
-                                                             pb, binary, slack)
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EA5C4, i]))
-        found = direction_search(_scale_fn(coarse, noise, dim, p, swarm.coarse_rtol, cap_factor),
-                                 dim, swarm, rng)
-        levels.append(found.levels)
-        guesses.append(found.lam)
-        evals += found.evaluations
-        history.append(found.history)
-    dirs = np.unique(directions_from_levels(np.array(levels), dim, p), axis=0)
-    guess = float(np.median(guesses))
+    key = (bank.noise, p, dim, bank.num_samples, bank.seed, bank.dtype, str(bank.device), binary,
+           swarm.particles, swarm.iterations, search_samples, slack, backend.name, cap_factor)
+    dset = _direction_set(key, noise, p, dim, eps_search, backend, swarm, slack, seed, cap_factor,
+                          binary)
+    dirs = dset.dirs
+    logit = lambda q: np.log(q) - np.log1p(-np.minimum(q, 1 - 1e-15))
+    nearest = np.abs(logit(p_a)[:, None] - logit(dset.ref_pa)[None, :]).argmin(axis=1)
+    guess = dset.ref_lam[nearest]          # K x D starting scales
 
     def refine(eps):
         """lambda* for every (p_a, direction) pair -> (K x D) lambdas and found flags."""
@@ -141,30 +194,32 @@ def _radii(noise, p_a: np.ndarray, p_b: Optional[np.ndarray], binary, p, dim, ba
         pair_dirs = np.tile(dirs, (K, 1))
         evaluator = _MarginEvaluator(backend, noise, eps, pair_dirs, np.repeat(p_a, D),
                                      None if binary else np.repeat(p_b, D), binary, slack)
-        res = _refine(evaluator, pair_dirs, np.full(K * D, guess), noise, rtol, cap_factor)
-        return res.lam.reshape(K, D), res.found.reshape(K, D), res.evaluations
+        res = _refine(evaluator, pair_dirs, guess.reshape(-1), noise, rtol, cap_factor,
+                      groups=np.repeat(np.arange(K), D))
+        # A pruned pair's lam is only a lower bound of its lambda*; it is never the minimum.
+        lam = np.where(res.pruned, np.inf, res.lam).reshape(K, D)
+        return lam, res.found.reshape(K, D), res.evaluations
 
-    lam, found, n = refine(eps_full)
-    evals += n
+    lam, found, evals = refine(eps_full)
     fresh_lam = None
     if sound:   # re-check the chosen directions on fresh samples (THEORY §6)
         fresh_lam, fresh_found, n = refine(fresh_bank.samples())
         evals += n
-        lam, found = np.minimum(lam, fresh_lam), found & fresh_found
+        lam, found = np.minimum(lam, fresh_lam), np.where(fresh_lam < lam, fresh_found, found)
     best = lam.argmin(axis=1)
     seconds = time.perf_counter() - t0
-    rows = range(len(p_a))
     return [RadiusDetails(float(lam[i, best[i]]), float(p_a[i]),
                           None if binary else float(p_b[i]), dirs[best[i]],
-                          bool(found[i, best[i]]), evals, seconds, sound,
-                          None if fresh_lam is None else float(fresh_lam[i, best[i]]), history)
-            for i in rows]
+                          bool(found[i, best[i]]), evals + dset.evaluations, seconds, sound,
+                          None if fresh_lam is None else float(fresh_lam[i, best[i]]),
+                          dset.history)
+            for i in range(len(p_a))]
 
 
 def _enforce_monotone(details) -> None:
-    """With shared samples lambda*(u) is non-decreasing in p_a for every direction u, so the
-    direction found at a larger p_a certifies at most its radius at any smaller p_a too: take the
-    suffix minimum over p_a (a smaller, never larger radius; one radius per direction tried)."""
+    """With shared samples lambda*(u) is non-decreasing in p_a for every direction u, and every
+    p_a is refined along the same directions; only the bisection tolerance can then break the
+    order. Take the suffix minimum over p_a (a smaller radius, never a larger one)."""
     order = sorted(range(len(details)), key=lambda i: details[i].p_a, reverse=True)
     best = math.inf
     for i in order:
@@ -209,7 +264,7 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
                      backend: str = "auto", search_samples: int = 10_000, rtol: float = 1e-4,
                      particles: int = 8, iterations: int = 4, sound: bool = False,
                      beta: float = 1e-3, cap: float = 1e3, dtype: torch.dtype = torch.float32,
-                     search_points: int = 3, return_details: bool = False):
+                     return_details: bool = False):
     """Certified l_p radius of a smoothed classifier with top-class probability >= ``p_a``
     (and runner-up <= ``p_b``; ``None`` = binary bound, Theorem 3) under i.i.d. ``noise`` in
     dimension ``dim``.
@@ -221,8 +276,9 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
 
     Search knobs: ``search_samples`` samples rank directions at coarse tolerance (the first ones
     of the N), ``particles`` x ``iterations`` particle swarm after the k-sparse candidates,
-    ``rtol`` the final relative tolerance on lambda. For an array of p_a, directions are searched
-    at ``search_points`` of its values and every p_a is refined along all of them. ``cap``: scales beyond ``cap`` noise units
+    ``rtol`` the final relative tolerance on lambda. Directions are searched once per
+    configuration (at the reference p_a = 0.9) and memoised; every p_a, of this call or a later
+    one with the same settings, is refined along the same directions (k-sparse + swarm winner). ``cap``: scales beyond ``cap`` noise units
     (sigma / ||u||_2) are not explored; a direction with no crossing below it reports
     ``found=False`` in the details and the cap as its radius.
     ``sound=True`` applies the DKW slack at level ``beta`` and re-checks the final direction on
@@ -244,7 +300,6 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
     cap = check_positive(cap, "cap")
     particles = check_int(particles, "particles", 0)
     iterations = check_int(iterations, "iterations", 0)
-    search_points = check_int(search_points, "search_points", 1)
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     dev = _resolve_device(device)
@@ -264,7 +319,7 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
         # p_b <= 1 - p_a on the event where both bounds hold, so capping it loses nothing.
         pb_eff = None if binary else np.minimum(p_b, 1.0 - flat[ok])
         todo = _radii(noise, flat[ok], pb_eff, binary, p, dim, bank, impl, search_samples, rtol,
-                      swarm, slack, seed, cap, sound, fresh, search_points)
+                      swarm, slack, seed, cap, sound, fresh)
         for i, d in zip(np.nonzero(ok)[0], todo):
             details[i] = d
     _enforce_monotone(details)

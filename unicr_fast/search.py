@@ -64,28 +64,46 @@ def sparse_levels(dim: int) -> np.ndarray:
 class ScaleResult:
     """lambda* per direction: ``lam`` is the largest scale known to certify (margin > 0) and
     ``upper`` the smallest known not to; ``found`` is False where no crossing was seen up to
-    ``lam_max`` (then lam = lam_max and upper = inf): the caller decides what that means."""
+    ``lam_max`` (then lam = lam_max and upper = inf): the caller decides what that means.
+    ``pruned`` directions were dropped once certified beyond another direction's ``upper`` in
+    their group: their lambda* exceeds the group minimum, and ``lam`` is only a lower bound."""
     lam: np.ndarray
     upper: np.ndarray
     found: np.ndarray
     evaluations: int
+    pruned: np.ndarray
 
 
 def scale_search(margin_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], num: int,
                  lam_init: np.ndarray, rtol: float, lam_max: float, lam_min: float,
-                 growth: float = 2.0) -> ScaleResult:
+                 growth: float = 2.0, groups: Optional[np.ndarray] = None) -> ScaleResult:
     """Batched bracketing + bisection of lambda*(u) for ``num`` directions at once.
 
     ``margin_fn(rows, lams)`` returns the margins of directions ``rows`` scaled by ``lams``
     (one batched kernel call). Bracketing grows (or shrinks) lambda geometrically from
     ``lam_init`` until the sign changes; bisection then stops when upper - lower <= rtol * lower,
-    a tolerance on lambda, not on the margin (THEORY §4)."""
+    a tolerance on lambda, not on the margin (THEORY §4).
+
+    ``groups`` (one label per direction) asks only for each group's minimum lambda*: a direction
+    certified at a scale another direction of its group already fails at cannot be the minimum,
+    so it is dropped (``pruned``). All lambdas are radii in the same l_p norm, hence comparable."""
     lam_max = np.broadcast_to(np.asarray(lam_max, dtype=np.float64), (num,))
     lam_min = np.broadcast_to(np.asarray(lam_min, dtype=np.float64), (num,))
     lo = np.zeros(num)            # certified (margin > 0); 0 is certified since m(0) = p_a - p_b > 0
     hi = np.full(num, np.inf)     # not certified
     lam = np.clip(np.asarray(lam_init, dtype=np.float64), lam_min, lam_max)
+    pruned = np.zeros(num, dtype=bool)
     evals = 0
+
+    def prune(active):
+        if groups is None or not active.size:
+            return active
+        for g in np.unique(groups[active]):
+            members = groups == g
+            bound = hi[members].min()
+            pruned[members & (lo >= bound)] = True
+        return active[~pruned[active]]
+
     # Bracketing.
     active = np.arange(num)
     while active.size:
@@ -106,11 +124,11 @@ def scale_search(margin_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], num:
                     continue  # not certified even at the smallest scale: lambda* ~ 0
                 lam[idx] = max(lam_min[idx], lam[idx] / growth)
                 still.append(idx)
-        active = np.array(still, dtype=np.int64)
+        active = prune(np.array(still, dtype=np.int64))
     # Bisection on [lo, hi] where both ends are known.
     bisect = np.isfinite(hi) & (lo > 0)
     while True:
-        active = np.nonzero(bisect & (hi - lo > rtol * lo))[0]
+        active = prune(np.nonzero(bisect & ~pruned & (hi - lo > rtol * lo))[0])
         if not active.size:
             break
         mid = 0.5 * (lo[active] + hi[active])
@@ -120,7 +138,9 @@ def scale_search(margin_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], num:
         lo[active[ok]] = mid[ok]
         hi[active[~ok]] = mid[~ok]
     found = np.isfinite(hi)
-    return ScaleResult(lam=np.where(found, lo, lam_max), upper=hi, found=found, evaluations=evals)
+    lam_out = np.where(found | pruned, lo, lam_max)
+    return ScaleResult(lam=lam_out, upper=hi, found=found & ~pruned, evaluations=evals,
+                       pruned=pruned)
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,6 +166,8 @@ class DirectionSearchResult:
     found: bool
     evaluations: int
     history: List[float] = field(default_factory=list)  # best lambda* after each round
+    candidate_lam: Optional[np.ndarray] = None  # coarse lambda of each k-sparse candidate
+                                                 # (a lower bound where it was pruned)
 
 
 def direction_search(lam_fn: Callable[[np.ndarray, Optional[np.ndarray]], ScaleResult], dim: int,
@@ -159,13 +181,13 @@ def direction_search(lam_fn: Callable[[np.ndarray, Optional[np.ndarray]], ScaleR
     B = cand.shape[1]
     res = lam_fn(cand, None)
     evals = res.evaluations
-    score = np.where(res.found, res.lam, np.inf)
+    score = np.where(res.found, res.lam, np.inf)   # pruned candidates are not the minimum
     order = np.argsort(score, kind="stable")
     best_i = order[0]
     best_levels, best_lam, best_found = cand[best_i].copy(), float(res.lam[best_i]), bool(res.found[best_i])
     history = [best_lam]
     if config.particles <= 0 or config.iterations <= 0 or B == 1:
-        return DirectionSearchResult(best_levels, best_lam, best_found, evals, history)
+        return DirectionSearchResult(best_levels, best_lam, best_found, evals, history, res.lam)
 
     # Initial swarm: the best candidates, then random profiles (sorted so mass sits in front).
     n_seed = min(config.particles, max(1, config.particles // 2), len(order))
@@ -200,5 +222,5 @@ def direction_search(lam_fn: Callable[[np.ndarray, Optional[np.ndarray]], ScaleR
         history.append(float(gbest_val))
 
     if math.isfinite(gbest_val):
-        return DirectionSearchResult(gbest_pos, float(gbest_val), True, evals, history)
-    return DirectionSearchResult(best_levels, best_lam, best_found, evals, history)
+        return DirectionSearchResult(gbest_pos, float(gbest_val), True, evals, history, res.lam)
+    return DirectionSearchResult(best_levels, best_lam, best_found, evals, history, res.lam)

@@ -39,6 +39,11 @@ void threshold_stats(const double* a, const double* b, int64_t num_rows, int64_t
                      const double* p_a, const double* p_b, double tie_rtol, double* stats,
                      int num_threads);
 
+// I.i.d. draws of a noise family into out (N x d, float32 if single else float64), element
+// (i, j) a pure function of (seed, i, j): the Philox stream the CUDA module uses too.
+void sample(int family, const double* params, uint64_t seed, int64_t num_samples, int64_t dim,
+            void* out, bool single, int num_threads);
+
 // Quantile rank shared with the Python reference: ceil(p N), guarded against p N landing a
 // rounding error above an integer, clamped to [lo, N].
 int64_t quantile_rank(double p, int64_t n, int64_t lo);
