@@ -21,6 +21,8 @@ import numpy as np
 
 from . import curve as curve_mod
 from ._validation import check_norm
+from .cli_optimize import add_optimize_commands
+from .cli_scale import add_scale_commands
 from .noise import FAMILIES, Noise, make
 from .validate import norm_tag
 
@@ -380,12 +382,16 @@ def _cmd_certify(args) -> int:
     if args.n0 > args.n:
         raise UsageError(f"--n0 ({args.n0}) must not exceed --n ({args.n}): n0 draws choose the "
                          f"class, n draws bound its probability")
+    # Under torchrun (WORLD_SIZE > 1) each rank certifies its shard and rank 0 merges them
+    # (unicr_fast.distributed); same arguments, same rows.
+    from .distributed import certify_distributed, launched_distributed
+    certify = certify_distributed if launched_distributed() else certify_file
     try:
-        summary = certify_file(args.data, args.model, noise, args.norm, args.out, n0=args.n0,
-                               n=args.n, alpha=args.alpha, batch=args.batch, skip=args.skip,
-                               max_idx=args.max, seed=args.seed, multiclass=args.multiclass,
-                               radius_samples=args.radius_samples, device=args.device,
-                               progress=not args.no_progress)
+        summary = certify(args.data, args.model, noise, args.norm, args.out, n0=args.n0,
+                          n=args.n, alpha=args.alpha, batch=args.batch, skip=args.skip,
+                          max_idx=args.max, seed=args.seed, multiclass=args.multiclass,
+                          radius_samples=args.radius_samples, device=args.device,
+                          progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"\ninterrupted; rows written so far are kept in {args.out}: rerun the same command "
               f"to resume", file=sys.stderr)
@@ -568,6 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads (default 1: fastest for these tiny models)")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
     d.set_defaults(func=_cmd_demo)
+    add_scale_commands(sub, fmt)
+    add_optimize_commands(sub, fmt)
     return parser
 
 
