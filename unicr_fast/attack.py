@@ -257,8 +257,7 @@ def attack_file(certified, out, *, model=None, data=None, n: int = 10_000,
     if not model or not data:
         raise cli.UsageError(f"{params_path} names no model or data; give --model and --data")
     dev = cli._device(device)
-    from .distributed import _load
-    x, y, net, info = _load(data, model, dev)
+    x, y, net, info = cli.load_data_and_model(data, model, dev)
     for key, value in (("model_sha256", lambda: cli._sha256_file(model)),
                        ("data_sha256", lambda: cli._sha256_tensors(x, y))):
         if params.get(key) and params[key] != value():

@@ -269,26 +269,11 @@ def _write_settings(out: str, settings: Dict) -> None:
     os.replace(tmp, path)
 
 
-def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int = 100,
-                 n: int = 100_000, alpha: float = 0.001, batch: int = 1000, skip: int = 1,
-                 max_idx: int = -1, seed: int = 0, multiclass: bool = False,
-                 radius_samples: int = 100_000, device: str = "auto", progress: bool = True,
-                 smooth=None) -> CertifySummary:
-    """Certify inputs ``0, skip, 2 skip, ...`` (below ``max_idx`` unless it is -1) of ``data``
-    with the checkpoint ``model`` and append Cohen et al.'s rows to ``out``, resuming it.
-
-    Each row is written with flush + fsync as soon as it is computed; rows already in ``out``
-    are kept and skipped, an unfinished last line is dropped. The settings are kept in
-    ``out + '.params.json'``; resuming with different ones raises UsageError. ``smooth``: a
-    ready smoothed classifier (anything with ``certify`` and a ``seed`` attribute) to use
-    instead of building ``unicr_fast.Smooth`` from the checkpoint."""
-    from tqdm.auto import tqdm
-
+def load_data_and_model(data, model, dev):
+    """(x, y, net, info): the data set and checkpoint of a certify run, checked against each
+    other (input shape, label range); UsageError naming --data/--model otherwise."""
     from .datasets import load_dataset
     from .models import load_checkpoint
-
-    p = check_norm(norm)
-    dev = _device(device)
     try:
         x, y = load_dataset(data)
     except (FileNotFoundError, ValueError) as exc:
@@ -307,6 +292,28 @@ def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int
     if len(y) and int(y.max()) >= num_classes:
         raise UsageError(f"--data has label {int(y.max())} but the model has only {num_classes} "
                          f"classes (labels 0..{num_classes - 1})")
+    return x, y, net, info
+
+
+def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int = 100,
+                 n: int = 100_000, alpha: float = 0.001, batch: int = 1000, skip: int = 1,
+                 max_idx: int = -1, seed: int = 0, multiclass: bool = False,
+                 radius_samples: int = 100_000, device: str = "auto", progress: bool = True,
+                 smooth=None) -> CertifySummary:
+    """Certify inputs ``0, skip, 2 skip, ...`` (below ``max_idx`` unless it is -1) of ``data``
+    with the checkpoint ``model`` and append Cohen et al.'s rows to ``out``, resuming it.
+
+    Each row is written with flush + fsync as soon as it is computed; rows already in ``out``
+    are kept and skipped, an unfinished last line is dropped. The settings are kept in
+    ``out + '.params.json'``; resuming with different ones raises UsageError. ``smooth``: a
+    ready smoothed classifier (anything with ``certify`` and a ``seed`` attribute) to use
+    instead of building ``unicr_fast.Smooth`` from the checkpoint."""
+    from tqdm.auto import tqdm
+
+    p = check_norm(norm)
+    dev = _device(device)
+    x, y, net, info = load_data_and_model(data, model, dev)
+    num_classes = int(info["num_classes"])
 
     settings = {"data": os.fspath(data), "model": os.fspath(model), "noise": _noise_record(noise),
                 "norm": norm_tag(p), "n0": n0, "n": n, "alpha": alpha, "skip": skip,

@@ -52,7 +52,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
-import math
 import os
 import re
 import sys
@@ -296,31 +295,6 @@ def merge_shards(out, shards: Optional[Sequence[str]] = None) -> MergeSummary:
 
 
 # -- certify --------------------------------------------------------------------------------------
-def _load(data, model, dev):
-    """(x, y, net, info) checked as cli.certify_file checks them."""
-    from .cli import UsageError
-    from .datasets import load_dataset
-    from .models import load_checkpoint
-    try:
-        x, y = load_dataset(data)
-    except (FileNotFoundError, ValueError) as exc:
-        raise UsageError(f"--data: {exc}") from None
-    try:
-        net, info = load_checkpoint(model, device=dev)
-    except (FileNotFoundError, ValueError) as exc:
-        raise UsageError(f"--model: {exc}") from None
-    shape = tuple(info["input_shape"])
-    if tuple(x.shape[1:]) != shape:
-        if math.prod(x.shape[1:]) != math.prod(shape):
-            raise UsageError(f"--data points have shape {tuple(x.shape[1:])} but the model expects "
-                             f"inputs of shape {shape}; give data and a model that match")
-        x = x.reshape(len(x), *shape)
-    if len(y) and int(y.max()) >= int(info["num_classes"]):
-        raise UsageError(f"--data has label {int(y.max())} but the model has only "
-                         f"{int(info['num_classes'])} classes (labels 0..{int(info['num_classes']) - 1})")
-    return x, y, net, info
-
-
 def fresh_generation_store(store, rank: int, world_size: int, timeout: datetime.timedelta,
                            poll_s: float = 0.01):
     """(``store`` under the prefix ``unicr_fast/generation{g}``, ``g``), with ``g`` new to this
@@ -434,7 +408,7 @@ def _run_rank(env: DistEnv, coord, dev: str, data, model, noise, norm, out: str,
         failure = None
         try:
             p = check_norm(norm)
-            x, y, net, info = _load(data, model, dev)
+            x, y, net, info = cli.load_data_and_model(data, model, dev)
             settings = {"data": os.fspath(data), "model": os.fspath(model),
                         "noise": cli._noise_record(noise), "norm": norm_tag(p), "n0": kw["n0"],
                         "n": kw["n"], "alpha": kw["alpha"], "skip": kw["skip"], "seed": kw["seed"],

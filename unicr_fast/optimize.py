@@ -43,6 +43,7 @@ from .confidence import clopper_pearson_lower, clopper_pearson_upper
 from .noise import FAMILIES, GeneralNormal, Gaussian, Noise, make
 from .radius_cache import RadiusCache
 from .reference import gaussian_radius
+from .smooth import check_input_tensor
 
 ABSTAIN = -1
 
@@ -197,18 +198,6 @@ def _certifies(p_a: float, p_b: Optional[float]) -> bool:
 
 def _draw_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
-
-
-def _check_x(x) -> None:
-    if not torch.is_tensor(x):
-        raise TypeError(f"x must be a torch.Tensor (one input, no batch dimension), "
-                        f"got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
-    if x.numel() == 0:
-        raise ValueError("x must not be empty")
-    if not torch.isfinite(x).all():
-        raise ValueError("x must be finite (no NaN or inf)")
 
 
 def _check_bool(value, name: str) -> bool:
@@ -914,7 +903,7 @@ class InputOptimizer:
             raise ValueError(f"n0 ({n0}) must not exceed n ({n}): n0 selects, n estimates")
         alpha = check_probability_open(alpha, "alpha")
         batch_size = check_int(batch_size, "batch_size", 1)
-        _check_x(x)
+        check_input_tensor(x)
         self.seed = check_int(self.seed, "seed", 0)
         smooth = self.smooth
         smooth._check_input(x, batch_size)   # model/input device agreement

@@ -23,6 +23,19 @@ from .radius_cache import RadiusCache
 from .reference import gaussian_radius
 
 
+def check_input_tensor(x) -> None:
+    """One input (no batch dimension): a non-empty, finite, floating-point torch tensor."""
+    if not torch.is_tensor(x):
+        raise TypeError(f"x must be a torch.Tensor (one input, no batch dimension), "
+                        f"got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    if x.numel() == 0:
+        raise ValueError("x must not be empty")
+    if not torch.isfinite(x).all():
+        raise ValueError("x must be finite (no NaN or inf)")
+
+
 class Smooth:
     """Smoothed classifier g(x) = argmax_c P(f(x + eps) = c), eps i.i.d. ``noise`` (or Gaussian
     with std ``sigma``; give exactly one), certified in the l_``norm`` norm.
@@ -155,15 +168,7 @@ class Smooth:
 
     def _check_input(self, x, batch_size) -> None:
         check_int(batch_size, "batch_size", 1)
-        if not torch.is_tensor(x):
-            raise TypeError(f"x must be a torch.Tensor (one input, no batch dimension), "
-                            f"got {type(x).__name__}")
-        if not x.is_floating_point():
-            raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
-        if x.numel() == 0:
-            raise ValueError("x must not be empty")
-        if not torch.isfinite(x).all():
-            raise ValueError("x must be finite (no NaN or inf)")
+        check_input_tensor(x)
         devices = {t.device for t in itertools.chain(self.model.parameters(), self.model.buffers())}
         if devices and devices != {x.device}:
             where = ", ".join(sorted(str(d) for d in devices))
