@@ -217,3 +217,25 @@ def test_norm_accepts_inf_string_and_float():
     a = uc.certified_radius(noise, 0.9, norm="inf", dim=4, num_samples=5000)
     b = uc.certified_radius(noise, 0.9, norm=math.inf, dim=4, num_samples=5000)
     assert a == b > 0
+
+
+@pytest.mark.parametrize("family, norm, dim", [("gaussian", 2, 3072), ("gaussian", "inf", 784),
+                                               ("laplace", 1, 150_528), ("uniform", 1, 10)])
+def test_exact_method_reproduces_closed_forms(family, norm, dim):
+    # No sampling: the tolerance is the exact engine's stated accuracy (1e-6 relative).
+    noise = uc.noise.make(family, sigma=0.5)
+    p = math.inf if norm == "inf" else float(norm)
+    for p_a in (0.6, 0.9, 0.99):
+        r = uc.certified_radius(noise, p_a, norm=norm, dim=dim, method="exact")
+        assert r == pytest.approx(ref.closed_form_radius(noise, p_a, None, p, dim), rel=1e-6)
+    det = uc.certified_radius(noise, 0.9, norm=norm, dim=dim, method="exact", return_details=True)
+    np.testing.assert_allclose(float(np.sum(det.direction ** (2 if norm == 2 else 1)))
+                               if norm != "inf" else det.direction.max(), 1.0)
+
+
+def test_exact_method_rejects_custom_noise_and_bad_method():
+    custom = uc.noise.Custom(lambda x: -x * x, lambda s, g, d: torch.zeros(s, dtype=torch.float64))
+    with pytest.raises(ValueError, match="exact"):
+        uc.certified_radius(custom, 0.9, dim=3, method="exact")
+    with pytest.raises(ValueError, match="method"):
+        uc.certified_radius(uc.noise.Gaussian(1.0), 0.9, dim=3, method="bogus")
