@@ -42,6 +42,19 @@ void require_finite(const double* p, int64_t n, const char* name) {
     if (!std::isfinite(p[i])) value_error(std::string(name) + " must be finite (found NaN/inf)");
 }
 
+// The family id and its kernel parameter array (csrc/noise.h layout), checked; returns the data.
+const double* checked_family_params(int family, const py::array& params) {
+  require_c_contiguous(params, "params");
+  require_float64(params, "params");
+  if (family < 0 || family >= uc::kNumFamilies)
+    value_error("family id " + std::to_string(family) + " is not a compiled noise family");
+  if (params.ndim() != 1 || params.shape(0) != uc::kMaxParams)
+    value_error("params must be a 1-D float64 array of length " + std::to_string(uc::kMaxParams));
+  const double* prm = static_cast<const double*>(params.data());
+  require_finite(prm, uc::kMaxParams, "params");
+  return prm;
+}
+
 int checked_threads(int num_threads) {
   if (num_threads < 0) value_error("num_threads must be >= 0 (0 = all cores)");
   return num_threads == 0 ? uc::default_num_threads() : num_threads;
@@ -52,16 +65,11 @@ py::tuple log_ratio(const py::array& eps, const py::array& shifts, int family,
   require_2d(eps, "eps");
   require_2d(shifts, "shifts");
   require_c_contiguous(shifts, "shifts");
-  require_c_contiguous(params, "params");
   const bool eps_double = eps.dtype().is(py::dtype::of<double>());
   if (!eps_double && !eps.dtype().is(py::dtype::of<float>()))
     type_error("eps must be float32 or float64");
   require_float64(shifts, "shifts");
-  require_float64(params, "params");
-  if (family < 0 || family >= uc::kNumFamilies)
-    value_error("family id " + std::to_string(family) + " is not a compiled noise family");
-  if (params.ndim() != 1 || params.shape(0) != uc::kMaxParams)
-    value_error("params must be a 1-D float64 array of length " + std::to_string(uc::kMaxParams));
+  const double* prm = checked_family_params(family, params);
   const int64_t N = eps.shape(0), d = eps.shape(1), M = shifts.shape(0);
   if (N < 1 || d < 1) value_error("eps must have at least one sample and one coordinate");
   // Rows must be contiguous; the row stride may exceed d (a column prefix of a wider matrix).
@@ -73,8 +81,6 @@ py::tuple log_ratio(const py::array& eps, const py::array& shifts, int family,
   if (shifts.shape(1) != d)
     value_error("shifts has " + std::to_string(shifts.shape(1)) + " coordinates but eps has " +
                 std::to_string(d));
-  const double* prm = static_cast<const double*>(params.data());
-  require_finite(prm, uc::kMaxParams, "params");
   const double* sh = static_cast<const double*>(shifts.data());
   require_finite(sh, M * d, "shifts");
   F64Array a({M, N}), b({M, N});
@@ -127,14 +133,7 @@ F64Array threshold_stats(const py::array& a, const py::array& b, const py::array
 
 py::array sample(int family, const py::array& params, uint64_t seed, int64_t num_samples,
                  int64_t dim, bool single, int num_threads) {
-  require_c_contiguous(params, "params");
-  require_float64(params, "params");
-  if (family < 0 || family >= uc::kNumFamilies)
-    value_error("family id " + std::to_string(family) + " is not a compiled noise family");
-  if (params.ndim() != 1 || params.shape(0) != uc::kMaxParams)
-    value_error("params must be a 1-D float64 array of length " + std::to_string(uc::kMaxParams));
-  const double* prm = static_cast<const double*>(params.data());
-  require_finite(prm, uc::kMaxParams, "params");
+  const double* prm = checked_family_params(family, params);
   if (num_samples < 1 || dim < 1) value_error("num_samples and dim must be >= 1");
   if (dim > (int64_t(1) << 31)) value_error("dim must be below 2^31 (the Philox counter layout)");
   py::array out = single ? py::array(py::array_t<float>({num_samples, dim}))

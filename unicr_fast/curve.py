@@ -16,7 +16,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -192,6 +192,15 @@ def table_tsv(radii, rows: List[CurveRow]) -> str:
     return "\n".join(out) + "\n"
 
 
+def accuracy_steps(res) -> Tuple[np.ndarray, np.ndarray]:
+    """(radii, certified accuracy) of the step curve, for ``ax.step(..., where="post")``:
+    acc = (m - k) / n on [good[k-1], good[k]), good = sorted radii of the m correct rows."""
+    good = np.sort(res.radius[res.correct == 1])
+    xs = np.concatenate([[0.0], good])
+    ys = (len(good) - np.arange(len(good) + 1)) / len(res)
+    return xs, ys
+
+
 def plot_curves(results: Sequence, out_path, title: Optional[str] = None,
                 labels: Optional[Sequence[str]] = None) -> str:
     """Step plot of the exact certified-accuracy curves, one line per result; writes a PNG."""
@@ -205,10 +214,7 @@ def plot_curves(results: Sequence, out_path, title: Optional[str] = None,
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, r in enumerate(res):
         _check_nonempty(r)
-        good = np.sort(r.radius[r.correct == 1])
-        # acc = (m - k) / n on [good[k-1], good[k]): a post-step through the sorted radii.
-        xs = np.concatenate([[0.0], good])
-        ys = (len(good) - np.arange(len(good) + 1)) / len(r)
+        xs, ys = accuracy_steps(r)
         label = labels[i] if labels is not None else r.name
         ax.step(xs, ys, where="post", label=f"{label} (score {robustness_score(r):.3f})")
     ax.set_xlabel("radius")

@@ -674,9 +674,7 @@ def plot_copt(rows: Sequence[CoptRow], out_path, *, curves: Optional[Dict[str, o
                 curve_mod.read_certify_tsv(res)
             if len(res) == 0:
                 continue
-            good = np.sort(res.radius[res.correct == 1])
-            xs = np.concatenate([[0.0], good])
-            ys = (len(good) - np.arange(len(good) + 1)) / len(res)
+            xs, ys = curve_mod.accuracy_steps(res)
             ax2.step(xs, ys, where="post", label=label, lw=2.5 if label == noise_tag(best.noise)
                      else 1.0)
         ax2.set_xlabel("radius")
