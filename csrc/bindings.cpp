@@ -60,8 +60,14 @@ int checked_threads(int num_threads) {
   return num_threads == 0 ? uc::default_num_threads() : num_threads;
 }
 
-py::tuple log_ratio(const py::array& eps, const py::array& shifts, int family,
-                    const py::array& params, int num_threads) {
+// The sample matrix and shifts of a log-ratio call, checked.
+struct SamplesAndShifts {
+  bool eps_double;
+  int64_t N, d, M, row_stride;
+  const double* shifts;
+};
+
+SamplesAndShifts checked_samples_and_shifts(const py::array& eps, const py::array& shifts) {
   require_2d(eps, "eps");
   require_2d(shifts, "shifts");
   require_c_contiguous(shifts, "shifts");
@@ -69,26 +75,58 @@ py::tuple log_ratio(const py::array& eps, const py::array& shifts, int family,
   if (!eps_double && !eps.dtype().is(py::dtype::of<float>()))
     type_error("eps must be float32 or float64");
   require_float64(shifts, "shifts");
-  const double* prm = checked_family_params(family, params);
   const int64_t N = eps.shape(0), d = eps.shape(1), M = shifts.shape(0);
   if (N < 1 || d < 1) value_error("eps must have at least one sample and one coordinate");
   // Rows must be contiguous; the row stride may exceed d (a column prefix of a wider matrix).
   const int64_t item = eps.itemsize();
   if (eps.strides(1) != item || eps.strides(0) < d * item || eps.strides(0) % item != 0)
     value_error("eps must have contiguous rows (stride 1 along the last dimension, rows not overlapping)");
-  const int64_t row_stride = eps.strides(0) / item;
   if (M < 1) value_error("shifts must hold at least one shift");
   if (shifts.shape(1) != d)
     value_error("shifts has " + std::to_string(shifts.shape(1)) + " coordinates but eps has " +
                 std::to_string(d));
   const double* sh = static_cast<const double*>(shifts.data());
   require_finite(sh, M * d, "shifts");
-  F64Array a({M, N}), b({M, N});
-  uc::LogRatioArgs args{eps.data(), eps_double, N, d, row_stride, sh, M, family, prm,
-                        a.mutable_data(), b.mutable_data(), checked_threads(num_threads)};
+  return {eps_double, N, d, M, eps.strides(0) / item, sh};
+}
+
+py::tuple log_ratio(const py::array& eps, const py::array& shifts, int family,
+                    const py::array& params, int num_threads) {
+  const SamplesAndShifts in = checked_samples_and_shifts(eps, shifts);
+  const double* prm = checked_family_params(family, params);
+  F64Array a({in.M, in.N}), b({in.M, in.N});
+  uc::LogRatioArgs args{eps.data(), in.eps_double, in.N, in.d, in.row_stride, in.shifts, in.M,
+                        family, prm, a.mutable_data(), b.mutable_data(),
+                        checked_threads(num_threads)};
   {
     py::gil_scoped_release release;
     uc::log_ratio(args);
+  }
+  return py::make_tuple(a, b);
+}
+
+py::tuple log_ratio_radial(const py::array& eps, const py::array& shifts, const py::array& tail,
+                           double q, double beta, double scale, int num_threads) {
+  const SamplesAndShifts in = checked_samples_and_shifts(eps, shifts);
+  require_c_contiguous(tail, "tail");
+  require_float64(tail, "tail");
+  if (tail.ndim() != 1 || tail.shape(0) != in.N)
+    value_error("tail must be a 1-D float64 array with one entry per sample (" +
+                std::to_string(in.N) + ")");
+  const double* tl = static_cast<const double*>(tail.data());
+  require_finite(tl, in.N, "tail");
+  for (int64_t i = 0; i < in.N; ++i)
+    if (tl[i] < 0.0) value_error("tail must be >= 0 (a sum of |w|^q or a max of |w|)");
+  if (!(q > 0.0) || std::isnan(q)) value_error("q must be > 0 (inf allowed)");
+  if (!(beta > 0.0) || !std::isfinite(beta)) value_error("beta must be finite and > 0");
+  if (!(scale > 0.0) || !std::isfinite(scale)) value_error("scale must be finite and > 0");
+  F64Array a({in.M, in.N}), b({in.M, in.N});
+  uc::RadialArgs args{eps.data(), in.eps_double, in.N, in.d, in.row_stride, in.shifts, in.M, tl,
+                      q, beta, scale, a.mutable_data(), b.mutable_data(),
+                      checked_threads(num_threads)};
+  {
+    py::gil_scoped_release release;
+    uc::log_ratio_radial(args);
   }
   return py::make_tuple(a, b);
 }
@@ -150,10 +188,13 @@ py::array sample(int family, const py::array& params, uint64_t seed, int64_t num
 }  // namespace
 
 PYBIND11_MODULE(_cpu, m) {
-  m.doc() = "unicr_fast CPU kernels (log-ratio sums, tie-aware threshold statistics)";
+  m.doc() = "unicr_fast CPU kernels (log-ratio sums, radial log-ratios, tie-aware threshold statistics)";
   m.def("log_ratio", &log_ratio, py::arg("eps"), py::arg("shifts"), py::arg("family"),
         py::arg("params"), py::arg("num_threads") = 0,
         "X-side and Y-side log-ratio sums (THEORY §5); returns (a, b), each M x N float64.");
+  m.def("log_ratio_radial", &log_ratio_radial, py::arg("eps"), py::arg("shifts"), py::arg("tail"),
+        py::arg("q"), py::arg("beta"), py::arg("scale"), py::arg("num_threads") = 0,
+        "Radial-noise log-ratios (csrc/radial.h) with per-sample tail statistics; (a, b), M x N.");
   m.def("threshold_stats", &threshold_stats, py::arg("a"), py::arg("b"), py::arg("p_a"),
         py::arg("p_b"), py::arg("tie_rtol"), py::arg("num_threads") = 0,
         "Tie-aware threshold statistics (THEORY §3); returns M x 8 float64.");

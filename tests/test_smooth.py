@@ -124,6 +124,8 @@ NOISES = [
     ("laplace", {}, True),
     ("uniform", {}, False),
     ("general_normal", {"beta": 1.5}, False),
+    ("radial", {"q": math.inf, "beta": 2.0, "dim": 3}, False),   # not i.i.d.: its own kernel
+    ("radial", {"q": 1.5, "beta": 0.8, "dim": 3}, True),
 ]
 
 

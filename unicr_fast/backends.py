@@ -4,6 +4,9 @@ A backend implements the two kernels of the radius engine on torch tensors:
 
 * ``log_ratio(noise, eps, shifts) -> (a, b)``: X-side and Y-side log-ratio sums (THEORY §5),
   float64, shape (M, N) for N samples of dimension d and M shifts.
+* ``log_ratio_radial(noise, eps, shifts, tail) -> (a, b)``: the same for ``Radial`` noise, whose
+  log-ratio is not a sum over coordinates: ``tail`` (N,) carries the l_q statistic of each
+  sample's coordinates beyond the d columns given (unicr_fast.radial.lq_tail).
 * ``threshold_stats(a, b, p_a, p_b, tie_rtol) -> (M, 8)``: t_A, P_X(L<t_A), P_X(L=t_A),
   P_Y(L<t_A), t_B, P_X(L>t_B), P_X(L=t_B), P_Y(L>t_B) (THEORY §3).
 
@@ -64,6 +67,32 @@ class TorchBackend:
             b[:, lo:lo + rows] = tb.sum(-1)
         return a, b
 
+    def log_ratio_radial(self, noise, eps, shifts, tail):
+        """Straight from the definition: the three norms, then energy differences (float64)."""
+        N, d = eps.shape
+        M = shifts.shape[0]
+        q, beta, scale = noise.kernel_scalars()
+        x64 = eps.to(torch.float64)
+        shifts = shifts.to(device=eps.device, dtype=torch.float64)
+
+        def energy(v):   # (||v||_q / a)^beta with the tail coordinates appended
+            if math.isinf(q):
+                norm = torch.maximum(v.abs().amax(-1), tail_rows)
+            else:
+                norm = (v.abs().pow(q).sum(-1) + tail_rows).pow(1.0 / q)
+            return (norm / scale).pow(beta)
+
+        a = torch.empty(M, N, dtype=torch.float64, device=eps.device)
+        b = torch.empty_like(a)
+        rows = max(1, _TORCH_ELEMS_PER_CHUNK // max(1, M * d))
+        for lo in range(0, N, rows):
+            x = x64[lo:lo + rows].unsqueeze(0)
+            tail_rows = tail[lo:lo + rows].to(torch.float64).unsqueeze(0)
+            base = energy(x)
+            a[:, lo:lo + rows] = base - energy(x - shifts.unsqueeze(1))
+            b[:, lo:lo + rows] = energy(x + shifts.unsqueeze(1)) - base
+        return a, b
+
     def threshold_stats(self, a, b, p_a, p_b, tie_rtol):
         M, N = a.shape
         out = torch.empty(M, NUM_STATS, dtype=torch.float64, device=a.device)
@@ -100,6 +129,13 @@ class CpuBackend:
     def log_ratio(self, noise, eps, shifts):
         a, b = self._m.log_ratio(eps.numpy(), shifts.to(torch.float64).contiguous().numpy(),
                                  noise.family_id, noise.kernel_params, self.num_threads)
+        return torch.from_numpy(a), torch.from_numpy(b)
+
+    def log_ratio_radial(self, noise, eps, shifts, tail):
+        q, beta, scale = noise.kernel_scalars()
+        a, b = self._m.log_ratio_radial(eps.numpy(), shifts.to(torch.float64).contiguous().numpy(),
+                                        tail.to(torch.float64).contiguous().numpy(), q, beta,
+                                        scale, self.num_threads)
         return torch.from_numpy(a), torch.from_numpy(b)
 
     def threshold_stats(self, a, b, p_a, p_b, tie_rtol):
@@ -148,7 +184,7 @@ def get_backend(name: str = "auto", device: Optional[torch.device] = None,
     if name not in ("auto", *_LOADERS):
         raise ValueError(f"unknown backend '{name}'; choose 'auto', 'cuda', 'cpu' or 'torch'")
     dev = torch.device(device) if device is not None else torch.device("cpu")
-    compiled_ok = noise is None or noise.family_id is not None
+    compiled_ok = noise is None or noise.has_compiled_kernel
     if name == "auto":
         if compiled_ok and dev.type == "cuda" and _get("cuda") is not None:
             return _get("cuda")
@@ -191,10 +227,7 @@ def _check_matrix(t, name, dtypes, rows_only=False):
         raise ValueError(f"{name} must be contiguous (call .contiguous() first)")
 
 
-def log_ratio(noise: Noise, eps: torch.Tensor, shifts: torch.Tensor, backend: str = "auto"):
-    """X-side ``a`` and Y-side ``b`` log-ratio sums (THEORY §5) for samples ``eps`` (N x d,
-    float32/float64, rows contiguous, inside the noise's support) and ``shifts`` (M x d). Returns two (M, N)
-    float64 tensors; ``a`` may hold -inf and ``b`` +inf where a support ends, never NaN."""
+def _check_log_ratio_inputs(noise, eps, shifts) -> None:
     if not isinstance(noise, Noise):
         raise TypeError(f"noise must be a unicr_fast.noise.Noise, got {type(noise).__name__}")
     _check_matrix(eps, "eps", (torch.float32, torch.float64), rows_only=True)
@@ -207,11 +240,47 @@ def log_ratio(noise: Noise, eps: torch.Tensor, shifts: torch.Tensor, backend: st
         raise ValueError("eps must be finite (found NaN or inf)")
     if not bool(torch.isfinite(shifts).all()):
         raise ValueError("shifts must be finite (found NaN or inf)")
+
+
+def log_ratio(noise: Noise, eps: torch.Tensor, shifts: torch.Tensor, backend: str = "auto"):
+    """X-side ``a`` and Y-side ``b`` log-ratio sums (THEORY §5) for samples ``eps`` (N x d,
+    float32/float64, rows contiguous, inside the noise's support) and ``shifts`` (M x d). Returns two (M, N)
+    float64 tensors; ``a`` may hold -inf and ``b`` +inf where a support ends, never NaN.
+    Radial noise: d must be the noise's dim (whole vectors); see ``log_ratio_radial``."""
+    _check_log_ratio_inputs(noise, eps, shifts)
+    if not noise.iid:
+        if eps.shape[1] != noise.dim:
+            raise ValueError(f"eps has {eps.shape[1]} coordinates but the radial noise has dim "
+                             f"{noise.dim}; pass a prefix with its tail to log_ratio_radial")
+        tail = torch.zeros(eps.shape[0], dtype=torch.float64, device=eps.device)
+        return log_ratio_radial(noise, eps, shifts, tail, backend)
     bound = noise.support_bound()
     if math.isfinite(bound) and bool((eps.abs() > bound).any()):
         raise ValueError(f"eps has values outside the support [-{bound:g}, {bound:g}] of {noise.name}")
     impl = get_backend(backend, eps.device, noise)
     return impl.log_ratio(noise, eps, shifts.to(torch.float64).contiguous())
+
+
+def log_ratio_radial(noise: Noise, eps: torch.Tensor, shifts: torch.Tensor, tail: torch.Tensor,
+                     backend: str = "auto"):
+    """Radial-noise log-ratios for the first k coordinates ``eps`` (N x k) of samples whose other
+    coordinates are summarised by ``tail`` (N,): sum |w_j|^q over them (max |w_j| for q = inf),
+    as ``unicr_fast.radial.lq_tail`` computes; shifts (M x k) are zero beyond k. Same outputs
+    as ``log_ratio``."""
+    _check_log_ratio_inputs(noise, eps, shifts)
+    if noise.iid:
+        raise TypeError(f"log_ratio_radial needs radial noise, got '{noise.name}' (use log_ratio)")
+    if eps.shape[1] > noise.dim:
+        raise ValueError(f"eps has {eps.shape[1]} coordinates, more than the noise's dim {noise.dim}")
+    if not torch.is_tensor(tail) or tail.dim() != 1 or tail.shape[0] != eps.shape[0]:
+        raise ValueError(f"tail must be a 1-D tensor with one entry per sample ({eps.shape[0]})")
+    if tail.device != eps.device:
+        raise ValueError(f"tail is on {tail.device} but eps is on {eps.device}")
+    tail = tail.to(torch.float64).contiguous()
+    if not bool(torch.isfinite(tail).all()) or bool((tail < 0).any()):
+        raise ValueError("tail must be finite and >= 0")
+    impl = get_backend(backend, eps.device, noise)
+    return impl.log_ratio_radial(noise, eps, shifts.to(torch.float64).contiguous(), tail)
 
 
 def threshold_stats(a: torch.Tensor, b: torch.Tensor, p_a, p_b, tie_rtol: float = TIE_RTOL,

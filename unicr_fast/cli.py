@@ -23,7 +23,9 @@ from . import curve as curve_mod
 from ._validation import check_norm
 from .cli_optimize import add_optimize_commands
 from .cli_scale import add_scale_commands
+from .cli_table import add_table_command, certify_table
 from .noise import FAMILIES, Noise, make
+from .radius_table import noise_record as _noise_record
 from .validate import norm_tag
 
 
@@ -100,12 +102,21 @@ def family_params(name: str) -> List[str]:
     return [p for p in sig.parameters if p not in ("self", "sigma")]
 
 
-def make_noise(name: str, sigma: float, params: Sequence = ()) -> Noise:
-    """A noise object from CLI pieces; bad parameters raise UsageError naming the valid ones."""
+def make_noise(name: str, sigma: float, params: Sequence = (), dim: Optional[int] = None) -> Noise:
+    """A noise object from CLI pieces; bad parameters raise UsageError naming the valid ones.
+    ``dim``: the input dimension, for families whose density depends on it (radial)."""
     extra = dict(params or ())
     takes = family_params(name)
     if "sigma" in extra:
         raise UsageError("give sigma with --sigma, not --param sigma=...")
+    if "dim" in takes:
+        if "dim" in extra:
+            raise UsageError(f"noise '{name}' takes its dimension from the input (--dim or the "
+                             f"data), not from --param dim=...")
+        if dim is None:
+            raise UsageError(f"noise '{name}' needs the input dimension, which this command "
+                             f"does not know")
+        extra["dim"] = dim
     unknown = sorted(set(extra) - set(takes))
     if unknown:
         valid = ", ".join(takes) if takes else "none"
@@ -117,12 +128,27 @@ def make_noise(name: str, sigma: float, params: Sequence = ()) -> Noise:
         raise UsageError(f"bad parameter for noise '{name}': {exc}") from None
 
 
+def make_noise_for_data(name: str, sigma: float, params: Sequence, data: str) -> Noise:
+    """``make_noise`` for a command that reads ``data``: families that depend on the input
+    dimension (radial) get the dimension of its points."""
+    dim = None
+    if "dim" in family_params(name):
+        from .datasets import load_dataset
+        try:
+            x, _ = load_dataset(data)
+        except (FileNotFoundError, ValueError) as exc:
+            raise UsageError(f"--data: {exc}") from None
+        dim = int(math.prod(x.shape[1:]))
+    return make_noise(name, sigma, params, dim=dim)
+
+
 def _noise_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise", required=True, type=_family_arg, metavar="NAME",
                    help=f"noise family: {', '.join(sorted(FAMILIES))}")
     p.add_argument("--param", action="append", type=_param_arg, default=[], metavar="KEY=VALUE",
                    help="extra noise parameter, repeatable (general_normal: beta; pareto: a; "
-                        "laplace_gaussian_mixture: weight; exponential_mixture: weight, beta1, beta2)")
+                        "laplace_gaussian_mixture: weight; exponential_mixture: weight, beta1, "
+                        "beta2; radial: q (inf allowed), beta -- its dim is the input's)")
     p.add_argument("--sigma", required=True, type=_positive,
                    help="per-coordinate standard deviation of the noise (Cauchy: its scale)")
 
@@ -152,7 +178,7 @@ def _device(name: str) -> str:
 PARAMS_SUFFIX = ".params.json"
 #: Settings that change the numbers: a resumed run must use the same ones.
 _RESUME_KEYS = ("noise", "norm", "n0", "n", "alpha", "skip", "seed", "multiclass",
-                "radius_samples", "model_sha256", "data_sha256")
+                "radius_samples", "model_sha256", "data_sha256", "radius_table_sha256")
 
 
 @dataclass
@@ -183,10 +209,6 @@ def _sha256_tensors(*tensors) -> str:
         h.update(str(tuple(t.shape)).encode())
         h.update(t.contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def _noise_record(noise: Noise) -> Dict:
-    return {"name": noise.name, **{k: float(v) for k, v in noise.params.items()}}
 
 
 def _lock(fh, out: str) -> None:
@@ -299,7 +321,7 @@ def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int
                  n: int = 100_000, alpha: float = 0.001, batch: int = 1000, skip: int = 1,
                  max_idx: int = -1, seed: int = 0, multiclass: bool = False,
                  radius_samples: int = 100_000, device: str = "auto", progress: bool = True,
-                 smooth=None) -> CertifySummary:
+                 smooth=None, radius_table=None) -> CertifySummary:
     """Certify inputs ``0, skip, 2 skip, ...`` (below ``max_idx`` unless it is -1) of ``data``
     with the checkpoint ``model`` and append Cohen et al.'s rows to ``out``, resuming it.
 
@@ -307,18 +329,26 @@ def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int
     are kept and skipped, an unfinished last line is dropped. The settings are kept in
     ``out + '.params.json'``; resuming with different ones raises UsageError. ``smooth``: a
     ready smoothed classifier (anything with ``certify`` and a ``seed`` attribute) to use
-    instead of building ``unicr_fast.Smooth`` from the checkpoint."""
+    instead of building ``unicr_fast.Smooth`` from the checkpoint. ``radius_table``: a
+    ``RadiusTable`` or its path (built there first if missing, ``cli_table.certify_table``),
+    whose radii the Smooth uses; its sha256 is part of the settings."""
     from tqdm.auto import tqdm
 
     p = check_norm(norm)
     dev = _device(device)
     x, y, net, info = load_data_and_model(data, model, dev)
     num_classes = int(info["num_classes"])
+    table = None
+    if radius_table is not None:
+        table = certify_table(radius_table, noise, p, int(math.prod(x.shape[1:])), multiclass,
+                              n=n, alpha=alpha, num_samples=radius_samples, seed=seed,
+                              device=_engine_device(device), progress=progress, smooth=smooth)
 
     settings = {"data": os.fspath(data), "model": os.fspath(model), "noise": _noise_record(noise),
                 "norm": norm_tag(p), "n0": n0, "n": n, "alpha": alpha, "skip": skip,
                 "seed": seed, "multiclass": multiclass, "radius_samples": radius_samples,
-                "model_sha256": _sha256_file(model), "data_sha256": _sha256_tensors(x, y)}
+                "model_sha256": _sha256_file(model), "data_sha256": _sha256_tensors(x, y),
+                "radius_table_sha256": None if table is None else table.sha256}
     out = os.fspath(out)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     # One handle for the whole run: locked, read (resume), truncated, appended to.
@@ -341,7 +371,7 @@ def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int
             from .smooth import Smooth
             smooth = Smooth(net, num_classes, noise=noise, norm=p, multiclass=multiclass,
                             seed=seed, radius_samples=radius_samples,
-                            device=None if device == "auto" else dev)
+                            device=None if device == "auto" else dev, radius_table=table)
         with tqdm(total=len(schedule), initial=summary.resumed, unit="input", file=sys.stderr,
                   desc=os.path.basename(out), disable=not progress, dynamic_ncols=True) as bar:
             for i in todo:
@@ -366,7 +396,7 @@ def _cmd_radius(args) -> int:
         if bad:
             raise UsageError(f"--p-a {bad[0]:g} plus --p-b {args.p_b:g} exceeds 1; the runner-up "
                              f"bound must satisfy p_b <= 1 - p_a")
-    noise = make_noise(args.noise, args.sigma, args.param)
+    noise = make_noise(args.noise, args.sigma, args.param, dim=args.dim)
     pa = args.p_a[0] if len(args.p_a) == 1 else np.array(args.p_a)
     result = certified_radius(noise, pa, args.p_b, args.norm, args.dim, args.samples, args.seed,
                               _engine_device(args.device), sound=args.sound,
@@ -385,7 +415,7 @@ def _cmd_radius(args) -> int:
 
 
 def _cmd_certify(args) -> int:
-    noise = make_noise(args.noise, args.sigma, args.param)
+    noise = make_noise_for_data(args.noise, args.sigma, args.param, args.data)
     if args.n0 > args.n:
         raise UsageError(f"--n0 ({args.n0}) must not exceed --n ({args.n}): n0 draws choose the "
                          f"class, n draws bound its probability")
@@ -398,7 +428,7 @@ def _cmd_certify(args) -> int:
                           n=args.n, alpha=args.alpha, batch=args.batch, skip=args.skip,
                           max_idx=args.max, seed=args.seed, multiclass=args.multiclass,
                           radius_samples=args.radius_samples, device=args.device,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, radius_table=args.radius_table)
     except KeyboardInterrupt:
         print(f"\ninterrupted; rows written so far are kept in {args.out}: rerun the same command "
               f"to resume", file=sys.stderr)
@@ -529,6 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bound the runner-up too (p_b) instead of p_b = 1 - p_a")
     c.add_argument("--radius-samples", type=_int_arg(1), default=100_000,
                    help="Monte-Carlo samples of the radius engine (non-Gaussian noise)")
+    c.add_argument("--radius-table", metavar="TABLE.npz",
+                   help="look radii up in this `unicr table` file (any noise, Gaussian too); "
+                        "built there first (for these settings) if it does not exist")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda[:k]")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=_cmd_certify)
@@ -583,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_cmd_demo)
     add_scale_commands(sub, fmt)
     add_optimize_commands(sub, fmt)
+    add_table_command(sub, fmt)
     return parser
 
 

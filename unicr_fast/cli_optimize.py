@@ -138,6 +138,11 @@ def _cmd_copt(args) -> int:
     fixed = dict(args.param)
     if "sigma" in fixed:
         raise cli.UsageError("give sigma values with --sigmas, not --param sigma=...")
+    if "dim" in cli.family_params(args.family):   # radial: the dimension of a digits point
+        if "dim" in fixed:
+            raise cli.UsageError("the noise's dim is the input's (64 for digits), not --param dim")
+        from .datasets import DIGITS_DIM
+        fixed["dim"] = DIGITS_DIM
     betas = None
     if args.family == "general_normal" and "beta" not in fixed:
         betas = args.betas if args.betas is not None else [1.0, 1.5, 2.0]
@@ -286,7 +291,7 @@ def _cmd_iopt(args) -> int:
     from .optimize import InputOptimizer
     from .smooth import Smooth
 
-    noise = cli.make_noise(args.noise, args.sigma, args.param)
+    noise = cli.make_noise_for_data(args.noise, args.sigma, args.param, args.data)
     if args.n0 > args.n:
         raise cli.UsageError(f"--n0 ({args.n0}) must not exceed --n ({args.n})")
     dev = cli._device(args.device)

@@ -140,6 +140,29 @@ class CudaBackend:
                           b.data_ptr(), eps.device.index, _stream(eps.device))
         return a, b
 
+    def log_ratio_radial(self, noise: Noise, eps: torch.Tensor, shifts: torch.Tensor,
+                         tail: torch.Tensor):
+        """Radial noise: a, b (M x N float64) for the prefix ``eps`` (N x k) of samples whose
+        other coordinates are summarised by ``tail`` (N,), as ``backends.log_ratio_radial``."""
+        if not isinstance(noise, Noise) or noise.iid:
+            raise TypeError("log_ratio_radial needs a unicr_fast.noise.Radial noise")
+        _check_cuda_tensor(eps, "eps", tuple(_DTYPE_CODES), 2)
+        _check_cuda_tensor(shifts, "shifts", (torch.float64,), 2)
+        _check_cuda_tensor(tail, "tail", (torch.float64,), 1)
+        _check_same_device(shifts, "shifts", eps.device)
+        _check_same_device(tail, "tail", eps.device)
+        N, d = eps.shape
+        if shifts.shape[1] != d:
+            raise ValueError(f"shifts has {shifts.shape[1]} coordinates but eps has {d}")
+        if tail.shape[0] != N:
+            raise ValueError(f"tail has {tail.shape[0]} entries but eps has {N} samples")
+        q, beta, scale = noise.kernel_scalars()
+        a, b = self._outputs(shifts.shape[0], N, eps.device)
+        self._m.log_ratio_radial(eps.data_ptr(), _DTYPE_CODES[eps.dtype], N, d, shifts.data_ptr(),
+                                 shifts.shape[0], tail.data_ptr(), q, beta, scale, a.data_ptr(),
+                                 b.data_ptr(), eps.device.index, _stream(eps.device))
+        return a, b
+
     def log_ratio_philox(self, noise: Noise, seed: int, num_samples: int, dim: int,
                          shifts: torch.Tensor, dtype: torch.dtype = torch.float64):
         """``log_ratio`` on ``sample(noise, (num_samples, dim), seed, dtype)`` without storing

@@ -24,6 +24,10 @@ BUILTIN = ("digits", "digits:train", "digits:test")
 DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED = 0.25, 0
 
 
+#: Entries of one digits point (1 x 8 x 8).
+DIGITS_DIM = 64
+
+
 def digits(split: str = "test") -> Tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's digits, pixels in [0, 1], shape (N, 1, 8, 8); ``split`` 'train' or 'test'."""
     if split not in ("train", "test"):

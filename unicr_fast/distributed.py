@@ -52,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import math
 import os
 import re
 import sys
@@ -337,9 +338,10 @@ def certify_distributed(data, model, noise: Noise, norm, out, *, n0: int = 100,
                         n: int = 100_000, alpha: float = 0.001, batch: int = 1000, skip: int = 1,
                         max_idx: int = -1, seed: int = 0, multiclass: bool = False,
                         radius_samples: int = 100_000, device: str = "auto",
-                        progress: bool = True, smooth=None):
+                        progress: bool = True, smooth=None, radius_table=None):
     """``cli.certify_file`` for one rank of a torchrun job (arguments and rows the same): certify
     this rank's shard, then merge every shard into ``out`` on rank 0 (module docstring).
+    ``radius_table`` must exist already (every rank loads it; ``unicr table`` builds it once).
 
     Returns a ``cli.CertifySummary``: on rank 0 for the whole schedule (rows resumed and written by
     all ranks), on the other ranks an empty one (total 0), so only rank 0 reports."""
@@ -367,7 +369,8 @@ def certify_distributed(data, model, noise: Noise, norm, out, *, n0: int = 100,
         summary, merged = _run_rank(env, coord, dev, data, model, noise, norm, os.fspath(out),
                                     dict(n0=n0, n=n, alpha=alpha, batch=batch, skip=skip,
                                          max_idx=max_idx, seed=seed, multiclass=multiclass,
-                                         radius_samples=radius_samples),
+                                         radius_samples=radius_samples,
+                                         radius_table=radius_table),
                                     device, progress, smooth)
     finally:
         dist.destroy_process_group()
@@ -409,12 +412,18 @@ def _run_rank(env: DistEnv, coord, dev: str, data, model, noise, norm, out: str,
         try:
             p = check_norm(norm)
             x, y, net, info = cli.load_data_and_model(data, model, dev)
+            table = None if kw["radius_table"] is None else cli.certify_table(
+                kw["radius_table"], noise, p, int(math.prod(x.shape[1:])), kw["multiclass"],
+                n=kw["n"], alpha=kw["alpha"], num_samples=kw["radius_samples"], seed=kw["seed"],
+                device=cli._engine_device(device), progress=False, smooth=smooth,
+                build_missing=False)
             settings = {"data": os.fspath(data), "model": os.fspath(model),
                         "noise": cli._noise_record(noise), "norm": norm_tag(p), "n0": kw["n0"],
                         "n": kw["n"], "alpha": kw["alpha"], "skip": kw["skip"], "seed": kw["seed"],
                         "multiclass": kw["multiclass"], "radius_samples": kw["radius_samples"],
                         "model_sha256": cli._sha256_file(model),
-                        "data_sha256": cli._sha256_tensors(x, y)}
+                        "data_sha256": cli._sha256_tensors(x, y),
+                        "radius_table_sha256": None if table is None else table.sha256}
             os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
             out_fh = None
             if env.rank == 0:  # held until the merge: no single-process run may write out meanwhile
@@ -446,7 +455,7 @@ def _run_rank(env: DistEnv, coord, dev: str, data, model, noise, norm, out: str,
             from .smooth import Smooth
             smooth = Smooth(net, int(info["num_classes"]), noise=noise, norm=p,
                             multiclass=kw["multiclass"], seed=kw["seed"],
-                            radius_samples=kw["radius_samples"],
+                            radius_samples=kw["radius_samples"], radius_table=table,
                             device=dev if dev.startswith("cuda") else
                             (None if device == "auto" else dev))
         die_after = _die_after(env.rank)

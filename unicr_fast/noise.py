@@ -2,7 +2,8 @@
 
 Every family is parametrised by ``sigma``, the per-coordinate standard deviation (Cauchy has no
 variance: there ``sigma`` is the scale). ``family_id`` and ``kernel_params`` are what the compiled
-kernels read; their layout must match ``csrc/noise.h``.
+kernels read; their layout must match ``csrc/noise.h``. Radial noise (unicr_fast.radial) joins the
+catalogue at the end of this module.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ KERNEL_PARAMS = 8
 
 __all__ = [
     "Noise", "Gaussian", "Laplace", "HyperbolicSecant", "GeneralNormal", "Uniform", "Cauchy",
-    "Pareto", "LaplaceGaussianMixture", "ExponentialMixture", "Custom", "make", "FAMILIES",
+    "Pareto", "LaplaceGaussianMixture", "ExponentialMixture", "Radial", "Custom", "make",
+    "FAMILIES",
 ]
 
 
@@ -47,10 +49,17 @@ def _general_normal_lognorm(a: float, beta: float) -> float:
 
 
 class Noise:
-    """Base class of i.i.d. noise: a symmetric 1-D density ``phi`` applied per coordinate."""
+    """Base class of noise: i.i.d. with a symmetric 1-D density ``phi`` per coordinate, except
+    ``Radial`` (``iid = False``), a density of one l_q norm of the whole vector."""
 
     name: str = ""
-    family_id: Optional[int] = None  # None: no compiled kernel (torch backend only)
+    family_id: Optional[int] = None  # None: no compiled i.i.d. kernel
+    iid: bool = True                 # False: radial noise (unicr_fast.radial), not a product
+
+    @property
+    def has_compiled_kernel(self) -> bool:
+        """Whether the cpu/cuda backends have a log-ratio kernel for this noise."""
+        return self.family_id is not None
 
     def __init__(self, sigma: float):
         self.sigma = check_positive(sigma, "sigma")
@@ -423,8 +432,12 @@ class Custom(Noise):
         return id(self)
 
 
+# Radial noise is not i.i.d.; it lives in its own module and joins the catalogue here.
+from .radial import Radial  # noqa: E402  (needs Noise above)
+
 FAMILIES = {cls.name: cls for cls in (Gaussian, Laplace, HyperbolicSecant, GeneralNormal, Uniform,
-                                       Cauchy, Pareto, LaplaceGaussianMixture, ExponentialMixture)}
+                                       Cauchy, Pareto, LaplaceGaussianMixture, ExponentialMixture,
+                                       Radial)}
 
 
 def make(name: str, **params) -> Noise:

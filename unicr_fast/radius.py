@@ -20,6 +20,7 @@ from . import backends
 from ._validation import check_int, check_norm, check_positive, check_probability_open
 from .confidence import dkw_epsilon
 from .noise import Noise
+from .radial import LqTails
 from .samples import SampleBank, get_sample_bank
 from .search import (ScaleResult, SwarmConfig, direction_search, directions_from_levels,
                      scale_search, sparse_levels)
@@ -44,13 +45,19 @@ class RadiusDetails:
     history: list = field(default_factory=list)
 
 
+def _tails(noise: Noise, eps: torch.Tensor) -> Optional[LqTails]:
+    """Radial noise: the memoised l_q statistics of the coordinates beyond a shift's support."""
+    return None if noise.iid else LqTails(eps, noise.q)
+
+
 class _MarginEvaluator:
     """Margins of scaled directions on a fixed sample matrix, in batched kernel calls.
-    Row r is direction ``directions[r]`` judged at ``p_a[r]`` (and ``p_b[r]``)."""
+    Row r is direction ``directions[r]`` judged at ``p_a[r]`` (and ``p_b[r]``). ``tails``:
+    ``_tails(noise, eps)``, shared by the evaluators of one sample matrix."""
 
     def __init__(self, backend, noise: Noise, eps: torch.Tensor, directions: np.ndarray,
-                 p_a, p_b, binary: bool, slack: float):
-        self.backend, self.noise, self.eps = backend, noise, eps
+                 p_a, p_b, binary: bool, slack: float, tails: Optional[LqTails] = None):
+        self.backend, self.noise, self.eps, self.tails = backend, noise, eps, tails
         self.dirs = directions
         self.nnz = np.count_nonzero(directions, axis=1)   # sorted directions: a prefix
         rows = len(directions)
@@ -71,7 +78,10 @@ class _MarginEvaluator:
             eps = self.eps[:, :k]
             if self.backend.name == "cuda":
                 eps = eps.contiguous()
-            a, b = self.backend.log_ratio(self.noise, eps, shifts)
+            if self.tails is None:
+                a, b = self.backend.log_ratio(self.noise, eps, shifts)
+            else:   # radial: the coordinates past k enter through their l_q statistic
+                a, b = self.backend.log_ratio_radial(self.noise, eps, shifts, self.tails(k))
             pa = torch.from_numpy(np.ascontiguousarray(self.pa[r])).to(a.device)
             pb = torch.from_numpy(np.ascontiguousarray(self.pb[r])).to(a.device)
             stats = self.backend.threshold_stats(a, b, pa, pb, backends.TIE_RTOL)
@@ -140,9 +150,10 @@ def _direction_set(key, noise, p, dim, eps_search, backend, swarm, slack, seed, 
     refs = _REFERENCE_BINARY if binary else _REFERENCE_MULTICLASS
     cand = directions_from_levels(sparse_levels(dim), dim, p)
     winners, cand_lams, win_lams, evals, history = [], [], [], 0, []
+    tails = _tails(noise, eps_search)
     for r, (pa, pb) in enumerate(refs):
         coarse = lambda dirs, pa=pa, pb=pb: _MarginEvaluator(backend, noise, eps_search, dirs, pa,
-                                                             pb, binary, slack)
+                                                             pb, binary, slack, tails)
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EA5C4, r]))
         found = direction_search(_scale_fn(coarse, noise, dim, p, swarm.coarse_rtol, cap_factor),
                                  dim, swarm, rng)
@@ -193,7 +204,8 @@ def _radii(noise, p_a: np.ndarray, p_b: Optional[np.ndarray], binary, p, dim, ba
         K, D = len(p_a), len(dirs)
         pair_dirs = np.tile(dirs, (K, 1))
         evaluator = _MarginEvaluator(backend, noise, eps, pair_dirs, np.repeat(p_a, D),
-                                     None if binary else np.repeat(p_b, D), binary, slack)
+                                     None if binary else np.repeat(p_b, D), binary, slack,
+                                     _tails(noise, eps))
         res = _refine(evaluator, pair_dirs, guess.reshape(-1), noise, rtol, cap_factor,
                       groups=np.repeat(np.arange(K), D))
         # A pruned pair's lam is only a lower bound of its lambda*; it is never the minimum.
@@ -219,6 +231,9 @@ def _radii(noise, p_a: np.ndarray, p_b: Optional[np.ndarray], binary, p, dim, ba
 def _exact(noise, pa_arr, p_b, p, dim, return_details):
     """certified_radius(method="exact"): unicr_fast.exact, reported in the same shapes."""
     from .exact import exact_radius
+    if not noise.iid:
+        raise ValueError("method='exact' needs i.i.d. noise (the log-ratio as a sum of "
+                         "independent terms); radial noise is certified with method='mc'")
     if noise.family_id is None:
         raise ValueError("method='exact' needs a catalogue noise family, not Custom noise")
     details = []
@@ -286,8 +301,8 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
                      beta: float = 1e-3, cap: float = 1e3, dtype: torch.dtype = torch.float32,
                      method: str = "mc", return_details: bool = False):
     """Certified l_p radius of a smoothed classifier with top-class probability >= ``p_a``
-    (and runner-up <= ``p_b``; ``None`` = binary bound, Theorem 3) under i.i.d. ``noise`` in
-    dimension ``dim``.
+    (and runner-up <= ``p_b``; ``None`` = binary bound, Theorem 3) under ``noise`` (i.i.d., or
+    radial built for this ``dim``) in dimension ``dim``.
 
     Returns a float (an ndarray if ``p_a`` is an array; one sample set is shared). 0.0 where
     nothing can be certified (p_a <= p_b, or p_a <= 1/2 binary). The radius is the smallest
@@ -317,6 +332,9 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
     if dim is None:
         raise TypeError("dim is required: the input dimension d")
     dim = check_int(dim, "dim", 1)
+    if not noise.iid and noise.dim != dim:
+        raise ValueError(f"the radial noise was built for dim {noise.dim} but dim={dim} was asked; "
+                         f"build it with dim={dim}")
     num_samples = check_int(num_samples, "num_samples", 1)
     search_samples = check_int(search_samples, "search_samples", 1)
     seed = check_int(seed, "seed", 0)

@@ -31,6 +31,52 @@ from ._validation import check_int, check_norm, check_positive, check_probabilit
 from .noise import Noise
 from .radius import certified_radius
 
+
+class LogitGrid:
+    """The points q_k = expit(k * step) = 1 / (1 + exp(-k * step)), k any integer (the module
+    docstring says why logit). Shared by ``RadiusCache`` and ``radius_table.RadiusTable``."""
+
+    def __init__(self, step: float):
+        self.step = check_positive(step, "step")
+
+    def point(self, k):
+        """q_k for an integer or an integer array k."""
+        return expit(np.asarray(k, dtype=np.float64) * self.step)
+
+    def index_down(self, p) -> np.ndarray:
+        """The largest k with q_k <= p, for p (scalar or array) in (0, 1)."""
+        p = self._inside(p)
+        k = np.rint(logit(p) / self.step).astype(np.int64)
+        # logit/expit round: settle the last step exactly against the points themselves.
+        k = _settle(k, lambda k: self.point(k) > p, -1)
+        return _settle(k, lambda k: self.point(k + 1) <= p, +1)
+
+    def index_up(self, p) -> np.ndarray:
+        """The smallest k with q_k >= p, for p (scalar or array) in (0, 1)."""
+        p = self._inside(p)
+        k = np.rint(logit(p) / self.step).astype(np.int64)
+        k = _settle(k, lambda k: self.point(k) < p, +1)
+        return _settle(k, lambda k: self.point(k - 1) >= p, -1)
+
+    @staticmethod
+    def _inside(p) -> np.ndarray:
+        p = np.asarray(p, dtype=np.float64)
+        inside = (p > 0) & (p < 1)          # False for NaN too
+        if not np.all(inside):
+            raise ValueError(f"grid indices exist for probabilities in (0, 1) only, got "
+                             f"{np.ravel(p)[~np.ravel(inside)][0]}")
+        return p
+
+
+def _settle(k: np.ndarray, wrong, move: int) -> np.ndarray:
+    """Move k by ``move`` where ``wrong(k)`` holds, until it holds nowhere."""
+    while True:
+        bad = wrong(k)
+        if not np.any(bad):
+            return k
+        k = k + move * bad
+
+
 # Arguments the cache sets itself; radius_kwargs may hold any other certified_radius keyword.
 _RESERVED = {"noise", "p_a", "p_b", "norm", "dim", "num_samples", "seed", "device", "return_details"}
 
@@ -48,7 +94,8 @@ class RadiusCache:
         if not isinstance(noise, Noise):
             raise TypeError(f"noise must be a unicr_fast.noise.Noise, got {type(noise).__name__}")
         self.noise = noise
-        self.step = check_positive(step, "step")
+        self.grid = LogitGrid(step)
+        self.step = self.grid.step
         self.num_samples = check_int(num_samples, "num_samples", 1)
         self.seed = check_int(seed, "seed", 0)
         self.device = device
@@ -65,30 +112,14 @@ class RadiusCache:
         p = check_probability_open(p, "p_a", allow_edges=True)
         if p >= 1.0 or p <= 0.0:
             return p
-        k = self._nearest_index(p)
-        while self._point(k) > p:          # logit/expit round: settle the last step exactly
-            k -= 1
-        while self._point(k + 1) <= p:
-            k += 1
-        return self._point(k)
+        return float(self.grid.point(self.grid.index_down(p)))
 
     def round_up(self, p: float) -> float:
         """The smallest grid point >= p (p = 0 is kept)."""
         p = check_probability_open(p, "p_b", allow_edges=True)
         if p >= 1.0 or p <= 0.0:
             return p
-        k = self._nearest_index(p)
-        while self._point(k) < p:
-            k += 1
-        while self._point(k - 1) >= p:
-            k -= 1
-        return self._point(k)
-
-    def _nearest_index(self, p: float) -> int:
-        return round(float(logit(p)) / self.step)
-
-    def _point(self, k: int) -> float:
-        return float(expit(k * self.step))
+        return float(self.grid.point(self.grid.index_up(p)))
 
     # -- lookups ---------------------------------------------------------------------------
     def radius(self, p_a: float, p_b: Optional[float] = None, norm=2, dim: int = None) -> float:

@@ -13,7 +13,21 @@ from .noise import Noise, Gaussian, Laplace, Uniform, GeneralNormal, HyperbolicS
 LOG_CONCAVE = (Gaussian, Laplace, Uniform, HyperbolicSecant)
 
 
+def iid_equivalent(noise: Noise) -> Noise:
+    """Radial noise with q = beta is i.i.d. generalised normal (exp(-||w||_q^q / a^q) factorises;
+    beta 2 Gaussian, 1 Laplace) at the same per-coordinate sigma; any other noise is itself."""
+    if noise.iid or noise.q != noise.beta:
+        return noise
+    if noise.beta == 2.0:
+        return Gaussian(noise.sigma)
+    if noise.beta == 1.0:
+        return Laplace(noise.sigma)
+    return GeneralNormal(noise.sigma, noise.beta)
+
+
 def is_log_concave(noise: Noise) -> bool:
+    """I.i.d. noise with a log-concave 1-D density (radial: only when it is i.i.d.)."""
+    noise = iid_equivalent(noise)
     return isinstance(noise, LOG_CONCAVE) or (isinstance(noise, GeneralNormal) and noise.beta >= 1)
 
 
@@ -42,6 +56,7 @@ def axis_lambda(noise: Noise, p_a: float, p_b: Optional[float] = None) -> float:
     F(F^-1(p_a) - c) = 1 - F(F^-1(1 - p_b) - c)."""
     if not is_log_concave(noise):
         raise ValueError(f"the axis closed form needs log-concave noise, got {noise.name}")
+    noise = iid_equivalent(noise)
     icdf = lambda q: float(np.asarray(noise.icdf(q)))
     cdf = lambda x: float(np.asarray(noise.cdf(x)))
     if p_b is None:
@@ -59,6 +74,7 @@ def axis_lambda(noise: Noise, p_a: float, p_b: Optional[float] = None) -> float:
 def closed_form_radius(noise: Noise, p_a: float, p_b: Optional[float], norm: float,
                        dim: int) -> Optional[float]:
     """The certified radius where THEORY §8 gives it exactly (for the worst direction), else None."""
+    noise = iid_equivalent(noise)
     if isinstance(noise, Gaussian):
         return gaussian_radius(noise.sigma, p_a, p_b, norm, dim)
     if p_b is None and norm == 1:

@@ -1,7 +1,7 @@
 """Radius search (THEORY §4): batched scale search along directions, particle swarm over them.
 
-Directions. For i.i.d. symmetric noise the margin is invariant under permutations and sign flips
-of the shift, so a direction is a sorted non-negative vector. We search the *block profiles*:
+Directions. For i.i.d. symmetric noise (and for radial noise, a function of an l_q norm) the
+margin is invariant under permutations and sign flips of the shift, so a direction is a sorted non-negative vector. We search the *block profiles*:
 coordinates are cut into blocks of sizes 1, 1, 2, 4, 8, ... (the last one truncated at d), every
 block holds one level v_k in [0, 1], and u = v expanded over the blocks, sorted descending and
 scaled to ||u||_p = 1. This B = O(log d)-dimensional family contains the axis, the diagonal and

@@ -1,15 +1,17 @@
-"""Smooth: Cohen et al.'s randomized-smoothing classifier for any i.i.d. noise and any l_p norm.
+"""Smooth: Cohen et al.'s randomized-smoothing classifier for any catalogue noise (i.i.d. or
+radial) and any l_p norm.
 
 A drop-in for ``Smooth(base_classifier, num_classes, sigma)`` of locuslab/smoothing: same
 ``predict`` / ``certify`` semantics and ``ABSTAIN = -1``; ``noise=`` and ``norm=`` generalise it.
-Radii: Gaussian noise uses the exact closed form (THEORY §8: sigma Phi^-1(p_a) in l2, which is
-also the l_p radius for p <= 2, and R_2 d^(1/p - 1/2) for p >= 2); every other noise goes
-through the radius engine, memoised by a ``RadiusCache`` (rounding p_a down / p_b up, never
-over-stating the radius).
+Radii: a ``RadiusTable`` of the (norm, dim) where one is given; otherwise Gaussian noise uses
+the exact closed form (THEORY §8: sigma Phi^-1(p_a) in l2, which is also the l_p radius for
+p <= 2, and R_2 d^(1/p - 1/2) for p >= 2) and every other noise goes through the radius engine,
+memoised by a ``RadiusCache`` (rounding p_a down / p_b up, never over-stating the radius).
 """
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -20,6 +22,7 @@ from ._validation import check_int, check_norm, check_probability_open
 from .confidence import clopper_pearson_lower, clopper_pearson_upper
 from .noise import Gaussian, Noise
 from .radius_cache import RadiusCache
+from .radius_table import RadiusTable
 from .reference import gaussian_radius
 
 
@@ -53,13 +56,21 @@ class Smooth:
     calls the radius engine with dim = x.numel(), ``radius_samples`` samples, seed ``seed`` (as
     given at construction), ``device`` (None: "auto") and ``radius_kwargs`` (any other
     ``certified_radius`` keyword); its radii are memoised in ``self.radius_cache``.
+
+    Radius tables (``radius_table``: a ``RadiusTable``, a path to a saved one, or a list of
+    them; or ``use_radius_table`` later) answer for their (norm, dim), kept in
+    ``self.radius_tables``: one table per key, for any noise including Gaussian (an explicit
+    table wins over the closed form, so a run's radii come from the table alone). A table must be
+    of this Smooth's noise and binary/multiclass setting (ValueError otherwise). A (norm, dim)
+    without a table falls back to the closed form / the cache as above.
     """
 
     ABSTAIN = -1
 
     def __init__(self, model: torch.nn.Module, num_classes: int, sigma: Optional[float] = None,
                  noise: Optional[Noise] = None, norm=2, *, multiclass: bool = False, seed: int = 0,
-                 radius_samples: int = 100_000, radius_kwargs: Optional[dict] = None, device=None):
+                 radius_samples: int = 100_000, radius_kwargs: Optional[dict] = None, device=None,
+                 radius_table=None):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if (sigma is None) == (noise is None):
@@ -79,8 +90,25 @@ class Smooth:
         self.radius_cache = RadiusCache(noise, num_samples=radius_samples, seed=self.seed,
                                         device="auto" if device is None else device,
                                         radius_kwargs=radius_kwargs)
+        self.radius_tables: Dict[Tuple[float, int], RadiusTable] = {}
+        if radius_table is not None:
+            many = isinstance(radius_table, (list, tuple))
+            for table in radius_table if many else [radius_table]:
+                self.use_radius_table(table)
 
     # -- public API --------------------------------------------------------------------------
+    def use_radius_table(self, table) -> RadiusTable:
+        """Answer radii in ``table``'s (norm, dim) from it (replacing any table of that key).
+        ``table``: a ``RadiusTable`` or the path of a saved one. Returns the table."""
+        if isinstance(table, (str, os.PathLike)):
+            table = RadiusTable.load(table)
+        elif not isinstance(table, RadiusTable):
+            raise TypeError(f"radius_table must be a RadiusTable or a path to one, got "
+                            f"{type(table).__name__}")
+        table.check_matches(self.noise, table.norm, table.dim, self.multiclass)
+        self.radius_tables[table.key] = table
+        return table
+
     def predict(self, x: torch.Tensor, n: int, alpha: float, batch_size: int) -> int:
         """Top class of g at x, or ABSTAIN when a two-sided binomial test cannot tell the top two
         counts apart at level ``alpha`` (Cohen et al.): wrong with probability <= alpha."""
@@ -140,6 +168,9 @@ class Smooth:
         return (self.ABSTAIN if p_a <= p_b else label), p_a, p_b, x.numel()
 
     def _radius(self, p_a: float, p_b: Optional[float], p: float, dim: int) -> float:
+        table = self.radius_tables.get((p, dim))
+        if table is not None:
+            return table.radius(p_a, p_b)
         if isinstance(self.noise, Gaussian):
             return gaussian_radius(self.noise.sigma, p_a, p_b, p, dim)
         return self.radius_cache.radius(p_a, p_b, p, dim)
@@ -169,6 +200,9 @@ class Smooth:
     def _check_input(self, x, batch_size) -> None:
         check_int(batch_size, "batch_size", 1)
         check_input_tensor(x)
+        if not self.noise.iid and x.numel() != self.noise.dim:
+            raise ValueError(f"the radial noise was built for inputs of {self.noise.dim} entries "
+                             f"but x has {x.numel()}; build it with dim={x.numel()}")
         devices = {t.device for t in itertools.chain(self.model.parameters(), self.model.buffers())}
         if devices and devices != {x.device}:
             where = ", ".join(sorted(str(d) for d in devices))

@@ -38,6 +38,7 @@ DEFAULT_FAMILIES: List[Tuple[str, Dict[str, float]]] = [
     ("pareto", {"a": 3.0}),
     ("laplace_gaussian_mixture", {"weight": 0.5}),
     ("exponential_mixture", {"weight": 0.5, "beta1": 1.0, "beta2": 2.0}),
+    ("radial", {"q": 2.0, "beta": 2.0}),   # i.i.d. Gaussian in disguise: its closed forms apply
 ]
 DEFAULT_NORMS = (1.0, 2.0, math.inf)
 PA_RANGE = (0.55, 0.999)
@@ -98,11 +99,17 @@ def _closed_forms(noise, p_a: np.ndarray, norm: float, dim: int):
     return closed, axis
 
 
+def _make(family: str, sigma: float, params: Dict[str, float], dim: int):
+    """The noise of a validation run; radial noise is built for the run's dimension."""
+    extra = {"dim": dim} if family.strip().lower() == "radial" else {}
+    return noise_mod.make(family, sigma=sigma, **params, **extra)
+
+
 def validate_one(family: str, params: Dict[str, float], norm: float, p_a: np.ndarray, *,
                  sigma: float = 0.5, dim: int = 10, samples: int = 20_000, seed: int = 0,
                  device="auto") -> ValidationResult:
     """Engine radii (binary bound) on the ``p_a`` grid, beside the closed forms."""
-    noise = noise_mod.make(family, sigma=sigma, **params)
+    noise = _make(family, sigma, params, dim)
     t0 = time.perf_counter()
     radius = certified_radius(noise, np.asarray(p_a, dtype=np.float64), None, norm, dim, samples,
                               seed, device, search_samples=min(samples, 20_000))
@@ -121,7 +128,7 @@ def plot_family(results: Sequence[ValidationResult], out_path: str, dim: int,
 
     fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), squeeze=False)
     for ax, res in zip(axes[0], results):
-        noise = noise_mod.make(res.family, sigma=res.sigma, **res.params)
+        noise = _make(res.family, res.sigma, res.params, dim)
         fine = np.linspace(res.p_a.min(), res.p_a.max(), 200)
         closed, axis = _closed_forms(noise, fine, res.norm, dim)
         if np.isfinite(closed).any():

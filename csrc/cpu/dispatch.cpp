@@ -1,4 +1,4 @@
-// Picks the fastest log-ratio build the running CPU supports.
+// Picks the fastest log-ratio build (i.i.d. and radial) the running CPU supports.
 #include "kernels.h"
 
 namespace uc {
@@ -17,6 +17,14 @@ void log_ratio(const LogRatioArgs& args) {
   if (use_avx2) return avx2::log_ratio(args);
 #endif
   base::log_ratio(args);
+}
+
+void log_ratio_radial(const RadialArgs& args) {
+#ifdef UC_HAVE_AVX2_BUILD
+  static const bool use_avx2 = cpu_has_avx2();
+  if (use_avx2) return avx2::log_ratio_radial(args);
+#endif
+  base::log_ratio_radial(args);
 }
 
 }  // namespace uc

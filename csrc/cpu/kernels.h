@@ -29,6 +29,26 @@ void log_ratio(const LogRatioArgs& args);
 namespace base { void log_ratio(const LogRatioArgs& args); }
 namespace avx2 { void log_ratio(const LogRatioArgs& args); }
 
+// Radial noise (csrc/radial.h): for samples eps (N x d prefix of wider rows, as above),
+// shifts (M x d) and tail[i], the l_q statistic of row i's coordinates beyond the prefix,
+//   a[m, i] = (||w_i||_q / s)^beta - (||w_i - delta_m||_q / s)^beta
+//   b[m, i] = (||w_i + delta_m||_q / s)^beta - (||w_i||_q / s)^beta      (s = scale).
+struct RadialArgs {
+  const void* eps;
+  bool eps_is_double;
+  int64_t num_samples, dim, eps_row_stride;
+  const double* shifts;
+  int64_t num_shifts;
+  const double* tail;
+  double q, beta, scale;
+  double* a;
+  double* b;
+  int num_threads;
+};
+void log_ratio_radial(const RadialArgs& args);
+namespace base { void log_ratio_radial(const RadialArgs& args); }
+namespace avx2 { void log_ratio_radial(const RadialArgs& args); }
+
 // Tie-aware threshold statistics (THEORY §3, §5), one row of 8 doubles per shift:
 //   t_A, P_X(L < t_A), P_X(L = t_A), P_Y(L < t_A), t_B, P_X(L > t_B), P_X(L = t_B), P_Y(L > t_B)
 // where "= t" means |L - t| <= tie_rtol * max(1, |t|) (exact equality when t is infinite),

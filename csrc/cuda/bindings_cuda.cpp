@@ -57,15 +57,20 @@ void check_buffers(std::initializer_list<Buffer> buffers, int device) {
   for (const Buffer& buf : buffers) ucc::require_device_memory(buf.address, device, buf.name);
 }
 
-ucc::LogRatioProblem log_ratio_problem(int64_t N, int64_t d, uintptr_t shifts, int64_t M,
-                                       int family, const std::vector<double>& params,
-                                       uintptr_t a, uintptr_t b, int device, uintptr_t stream) {
+// Sizes of a log-ratio call: N samples of d coordinates, M shifts, M x N outputs.
+void check_log_ratio_shape(int64_t N, int64_t d, int64_t M) {
   ucc::require_count(N, kMaxElements, "num_samples");
   ucc::require_count(d, kMaxDim, "dim");
   ucc::require_count(M, kMaxElements, "num_shifts");
   require_elements(N, d, "eps (num_samples x dim)");
   require_elements(M, d, "shifts (num_shifts x dim)");
   require_elements(M, N, "a and b (num_shifts x num_samples)");
+}
+
+ucc::LogRatioProblem log_ratio_problem(int64_t N, int64_t d, uintptr_t shifts, int64_t M,
+                                       int family, const std::vector<double>& params,
+                                       uintptr_t a, uintptr_t b, int device, uintptr_t stream) {
+  check_log_ratio_shape(N, d, M);
   const ucc::NoiseParams p = ucc::checked_params(family, params);
   return ucc::LogRatioProblem{N, d, reinterpret_cast<const double*>(shifts), M, family, p,
                               reinterpret_cast<double*>(a), reinterpret_cast<double*>(b),
@@ -89,6 +94,26 @@ void log_ratio_philox(uint64_t seed, int sample_dtype, int64_t N, int64_t d, uin
   const auto pr = log_ratio_problem(N, d, shifts, M, family, params, a, b, device, stream);
   check_buffers({{shifts, 8, "shifts"}, {a, 8, "a"}, {b, 8, "b"}}, device);
   ucc::log_ratio_philox(pr, seed, !dbl);
+}
+
+void log_ratio_radial(uintptr_t eps, int eps_dtype, int64_t N, int64_t d, uintptr_t shifts,
+                      int64_t M, uintptr_t tail, double q, double beta, double scale, uintptr_t a,
+                      uintptr_t b, int device, uintptr_t stream) {
+  const bool dbl = dtype_is_double(eps_dtype, "eps_dtype");
+  check_log_ratio_shape(N, d, M);
+  if (!(q > 0.0)) throw std::invalid_argument("q must be > 0 (inf allowed)");
+  if (!(beta > 0.0) || !std::isfinite(beta))
+    throw std::invalid_argument("beta must be finite and > 0");
+  if (!(scale > 0.0) || !std::isfinite(scale))
+    throw std::invalid_argument("scale must be finite and > 0");
+  check_buffers({{eps, dbl ? 8u : 4u, "eps"}, {shifts, 8, "shifts"}, {tail, 8, "tail"},
+                 {a, 8, "a"}, {b, 8, "b"}},
+                device);
+  const ucc::RadialProblem pr{N, d, reinterpret_cast<const double*>(shifts), M,
+                              reinterpret_cast<const double*>(tail), q, beta, scale,
+                              reinterpret_cast<double*>(a), reinterpret_cast<double*>(b),
+                              ucc::Launch{device, reinterpret_cast<void*>(stream)}};
+  ucc::log_ratio_radial(pr, reinterpret_cast<const void*>(eps), dbl);
 }
 
 void check_sample_shape(int64_t N, int64_t d) {
@@ -165,6 +190,11 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("family"), py::arg("params"), py::arg("a"), py::arg("b"), py::arg("device"),
         py::arg("stream"),
         "log_ratio on the eps that sample(seed, sample_dtype) returns, regenerated in the kernel.");
+  m.def("log_ratio_radial", &log_ratio_radial, py::arg("eps"), py::arg("eps_dtype"),
+        py::arg("num_samples"), py::arg("dim"), py::arg("shifts"), py::arg("num_shifts"),
+        py::arg("tail"), py::arg("q"), py::arg("beta"), py::arg("scale"), py::arg("a"),
+        py::arg("b"), py::arg("device"), py::arg("stream"),
+        "Radial-noise log-ratios (csrc/radial.h) with per-sample tail statistics.");
   m.def("sample", &sample, py::arg("family"), py::arg("params"), py::arg("seed"),
         py::arg("num_samples"), py::arg("dim"), py::arg("out"), py::arg("dtype"), py::arg("device"),
         py::arg("stream"), "Philox i.i.d. noise draws into out (num_samples x dim).");

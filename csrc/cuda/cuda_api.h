@@ -46,6 +46,20 @@ void log_ratio(const LogRatioProblem& problem, const void* eps, bool eps_is_doub
 // given precision (float32 when single), so N x d noise never exists in memory.
 void log_ratio_philox(const LogRatioProblem& problem, uint64_t seed, bool single);
 
+// Radial noise (csrc/radial.h): the CPU kernel's semantics (csrc/cpu/kernels.h, RadialArgs)
+// with eps N x d row-major on the device and tail (N), shifts, a, b on the device too.
+struct RadialProblem {
+  int64_t num_samples, dim;
+  const double* shifts;
+  int64_t num_shifts;
+  const double* tail;
+  double q, beta, scale;
+  double* a;
+  double* b;
+  Launch launch;
+};
+void log_ratio_radial(const RadialProblem& problem, const void* eps, bool eps_is_double);
+
 // I.i.d. draws of a family into out (N x d row-major on the device; float32 when single,
 // else float64), Philox stream (seed, i, j): the numbers log_ratio_philox regenerates.
 struct SampleRequest {

@@ -9,6 +9,7 @@
 #include "../noise.h"
 #include "cuda_api.h"
 #include "cuda_check.h"
+#include "launch_grid.h"
 
 namespace uc {
 namespace cuda {
@@ -17,14 +18,6 @@ constexpr int kLogRatioThreads = 256;
 // Shifts handled per pass over the samples: each eps_ij (loaded or regenerated) and its
 // log phi are reused for this many shifts, at the cost of 2 x 16 float64 accumulators.
 constexpr int kShiftTile = 16;
-
-// Lanes that share one sample: the smallest power of two >= d, at most a warp, so that
-// small d (down to d = 1) still fills every lane with work.
-inline int lanes_per_sample(int64_t d) {
-  int g = 1;
-  while (g < 32 && g < d) g *= 2;
-  return g;
-}
 
 // Grid: blockIdx.y walks tiles of kShiftTile shifts, blockIdx.x strides over groups of
 // samples. A group of `lanes` threads owns one sample i; lane l sums coordinates l, l + lanes,
@@ -110,15 +103,9 @@ void launch_log_ratio(const LogRatioProblem& pr, const Source& source) {
   const int64_t groups_per_block = kLogRatioThreads / lanes;
   const int64_t tiles = (pr.num_shifts + kShiftTile - 1) / kShiftTile;
   const int64_t grid_y = std::min<int64_t>(tiles, 65535);
-  int resident = 0;
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, log_ratio_kernel<F, Source>,
-                                                      kLogRatioThreads, 0),
-        "cudaOccupancyMaxActiveBlocksPerMultiprocessor(log_ratio)");
-  const int64_t capacity =
-      static_cast<int64_t>(std::max(resident, 1)) * multiprocessor_count(pr.launch.device);
-  const int64_t sample_blocks = (pr.num_samples + groups_per_block - 1) / groups_per_block;
-  const int64_t grid_x = std::max<int64_t>(
-      1, std::min<int64_t>({sample_blocks, (capacity + grid_y - 1) / grid_y, 1ll << 30}));
+  const int64_t grid_x = sample_grid_x(log_ratio_kernel<F, Source>, kLogRatioThreads,
+                                       pr.num_samples, groups_per_block, grid_y, pr.launch.device,
+                                       "cudaOccupancyMaxActiveBlocksPerMultiprocessor(log_ratio)");
   log_ratio_kernel<F, Source>
       <<<dim3(static_cast<unsigned>(grid_x), static_cast<unsigned>(grid_y)), kLogRatioThreads, 0,
          as_stream(pr.launch.stream)>>>(source, pr.shifts, pr.num_samples, pr.dim,

@@ -1,0 +1,185 @@
+"""Radial noise on R^d: mu(w) ∝ exp(-(||w||_q / a)^beta), q in (0, inf], beta > 0.
+
+Not a product of 1-D densities (unless q = beta, when it is i.i.d. generalised normal), so it
+has no per-coordinate ``log_pdf``; the log-ratio of a shift needs only l_q norms:
+
+    L_delta(w) = (||w||_q / a)^beta - (||w - delta||_q / a)^beta.
+
+Sampling is exact (the polar decomposition of a density that depends on ||w||_q only):
+w = R * g / ||g||_q, where g has i.i.d. coordinates of density ∝ exp(-|t|^q) (uniform on
+[-1, 1] for q = inf), so g / ||g||_q follows the cone measure of the l_q sphere independently of
+its norm, and R = ||w||_q has density ∝ r^(d-1) exp(-(r/a)^beta) because the volume of the
+l_q ball of radius r grows like r^d; hence (R / a)^beta ~ Gamma(d / beta).
+
+The density lives on R^dim, so a Radial noise is built for one dimension. ``sigma`` is the
+per-coordinate standard deviation, as for every other family:
+    E[w_j^2] = a^2 Gamma((d+2)/beta) / Gamma(d/beta) * E[theta_j^2],
+    E[theta_j^2] = Gamma(3/q) Gamma(d/q) / (Gamma(1/q) Gamma((d+2)/q))   ((d+2)/(3d) for q = inf),
+from E[g_j^2] = E[||g||_q^2] E[theta_j^2] (independence) and ||g||_q^q ~ Gamma(d/q).
+"""
+from __future__ import annotations
+
+import math
+import torch
+
+from ._validation import check_int, check_norm, check_positive
+from .noise import Noise
+
+
+def _unit_scale_variance(q: float, beta: float, dim: int) -> float:
+    """Per-coordinate variance of the radial noise with a = 1 (module doc)."""
+    radial = math.lgamma((dim + 2) / beta) - math.lgamma(dim / beta)
+    if math.isinf(q):
+        return math.exp(radial) * (dim + 2) / (3.0 * dim)
+    angular = (math.lgamma(3 / q) + math.lgamma(dim / q) - math.lgamma(1 / q)
+               - math.lgamma((dim + 2) / q))
+    return math.exp(radial + angular)
+
+
+def lq_norm(w: torch.Tensor, q: float) -> torch.Tensor:
+    """||w||_q over the last axis, scaled by the largest entry so |w|^q cannot under/overflow."""
+    big = w.abs().amax(dim=-1, keepdim=True)
+    if math.isinf(q):
+        return big.squeeze(-1)
+    safe = torch.where(big > 0, big, torch.ones_like(big))
+    return (w.abs() / safe).pow(q).sum(-1).pow(1.0 / q) * big.squeeze(-1)
+
+
+class Radial(Noise):
+    """Radial noise ``exp(-(||w||_q / a)^beta)`` on R^``dim`` at per-coordinate std ``sigma``.
+
+    ``q`` is any exponent in (0, inf] (``"inf"`` accepted); ``q == beta`` is i.i.d.
+    generalised normal (q = beta = 2 Gaussian, 1 Laplace). ``Radial.from_scale(a, ...)`` builds
+    it from the scale ``a`` of the formula instead.
+    """
+
+    name = "radial"
+    family_id = None
+    iid = False
+
+    def __init__(self, sigma, q=2.0, beta=2.0, dim=None):
+        super().__init__(sigma)
+        self.q = check_norm(q)
+        self.beta = check_positive(beta, "beta")
+        if dim is None:
+            raise TypeError("radial noise needs dim: its density lives on R^dim "
+                            "(the input dimension d)")
+        if isinstance(dim, float) and dim.is_integer():   # e.g. from a KEY=VALUE parser
+            dim = int(dim)
+        self.dim = check_int(dim, "dim", 1)
+        self.a = self.sigma / math.sqrt(_unit_scale_variance(self.q, self.beta, self.dim))
+
+    @classmethod
+    def from_scale(cls, a, q=2.0, beta=2.0, dim=None) -> "Radial":
+        """The radial noise with scale ``a`` (the formula's a) rather than a per-coordinate std."""
+        a = check_positive(a, "a")
+        probe = cls(1.0, q, beta, dim)
+        return cls(a / probe.a, q, beta, dim)
+
+    @property
+    def params(self):
+        return {"sigma": self.sigma, "q": self.q, "beta": self.beta, "dim": self.dim}
+
+    @property
+    def has_compiled_kernel(self) -> bool:
+        return True
+
+    # -- i.i.d.-only parts of the Noise interface do not exist here -----------------------------
+    def log_pdf(self, x):
+        raise TypeError("radial noise is not a product of 1-D densities: use log_density(w) on "
+                        "whole vectors")
+
+    def _kernel_values(self):
+        raise TypeError("radial noise has its own kernel (backends.log_ratio_radial)")
+
+    # -- density --------------------------------------------------------------------------------
+    def log_normalizer(self) -> float:
+        """log of the integral of exp(-(||w||_q / a)^beta) over R^dim:
+        vol(l_q unit ball) a^d Gamma(1 + d/beta), vol = (2 Gamma(1 + 1/q))^d / Gamma(1 + d/q)."""
+        d = self.dim
+        ball = d * math.log(2.0) if math.isinf(self.q) else (
+            d * math.log(2.0 * math.gamma(1.0 + 1.0 / self.q)) - math.lgamma(1.0 + d / self.q))
+        return ball + d * math.log(self.a) + math.lgamma(1.0 + d / self.beta)
+
+    def log_density(self, w: torch.Tensor) -> torch.Tensor:
+        """log mu(w) for vectors along the trailing axes (their sizes multiply to ``dim``)."""
+        w = torch.as_tensor(w, dtype=torch.float64) if not torch.is_tensor(w) else w
+        flat = w.reshape(*w.shape[:w.dim() - self._vector_axes(w.shape)], self.dim)
+        return -(lq_norm(flat.to(torch.float64), self.q) / self.a).pow(self.beta) - self.log_normalizer()
+
+    def _vector_axes(self, shape) -> int:
+        """How many trailing axes of ``shape`` make one vector of ``dim`` entries."""
+        size = 1
+        for k in range(1, len(shape) + 1):
+            size *= int(shape[-k])
+            if size == self.dim:
+                return k
+            if size > self.dim:
+                break
+        raise ValueError(f"radial noise of dim {self.dim} needs trailing axes whose sizes "
+                         f"multiply to {self.dim}, got shape {tuple(shape)}")
+
+    # -- sampling -------------------------------------------------------------------------------
+    def _sample64(self, shape, generator, device):
+        """Exact draws (module doc); the first axis counts vectors, the rest form one vector."""
+        if len(shape) < 2 or math.prod(shape[1:]) != self.dim:
+            raise ValueError(f"radial noise draws vectors: shape must be (n, *vector_shape) with "
+                             f"the vector's sizes multiplying to dim = {self.dim}, got {shape}")
+        n = shape[0]
+        g = self._angular(n, generator, device)
+        conc = torch.full((n,), self.dim / self.beta, dtype=torch.float64, device=device)
+        radius = self.a * torch._standard_gamma(conc, generator=generator).pow(1.0 / self.beta)
+        norm = lq_norm(g, self.q)
+        return (g * (radius / norm).unsqueeze(1)).reshape(shape)
+
+    def _angular(self, n, generator, device) -> torch.Tensor:
+        """n x dim i.i.d. draws of density ∝ exp(-|t/c|^q) for some scale c (the direction
+        g / ||g||_q does not see c): normal for q = 2, Laplace for q = 1, uniform on [-1, 1]
+        for q = inf; otherwise |t| = Gamma(1 + 1/q)^(1/q) * U, the Gamma(1/q)^(1/q) magnitude
+        without underflow for large q (G U^(1/alpha), G ~ Gamma(alpha + 1), is Gamma(alpha))."""
+        shape = (n, self.dim)
+        if self.q == 2.0:   # the common cases skip the (slow) gamma draws
+            return torch.randn(shape, generator=generator, device=device, dtype=torch.float64)
+        u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
+        if self.q == 1.0:
+            u = u.clamp_min_(torch.finfo(torch.float64).tiny).log_().neg_()   # Exp(1)
+        sign = torch.randint(0, 2, shape, generator=generator, device=device).to(torch.float64)
+        mag = u.clamp_min_(torch.finfo(torch.float64).tiny)
+        if not (math.isinf(self.q) or self.q == 1.0):
+            conc = torch.full(shape, 1.0 + 1.0 / self.q, dtype=torch.float64, device=device)
+            mag = mag * torch._standard_gamma(conc, generator=generator).pow(1.0 / self.q)
+        return mag * sign.mul_(2).sub_(1)
+
+    # -- the log-ratio in pieces (THEORY §2 with mu radial) ----------------------------------------
+    def kernel_scalars(self):
+        """(q, beta, a) as the compiled kernels take them (q = inf passed as inf)."""
+        return float(self.q), float(self.beta), float(self.a)
+
+
+def lq_tail(eps: torch.Tensor, k: int, q: float) -> torch.Tensor:
+    """Per-row l_q statistic of the coordinates ``k..d-1``, the part a k-sparse shift leaves
+    unchanged: sum |w_j|^q (finite q) or max |w_j| (q = inf), float64, 0 when k = d."""
+    N, d = eps.shape
+    out = torch.zeros(N, dtype=torch.float64, device=eps.device)
+    if k >= d:
+        return out
+    rows = max(1, (1 << 24) // max(1, d - k))     # bounds the float64 temporary
+    for lo in range(0, N, rows):
+        part = eps[lo:lo + rows, k:].to(torch.float64).abs()
+        out[lo:lo + rows] = part.amax(1) if math.isinf(q) else part.pow(q).sum(1)
+    return out
+
+
+class LqTails:
+    """``lq_tail`` of one sample matrix memoised per k: a search asks for the same few prefix
+    lengths (the k-sparse levels) many times. Owned by one radius computation, so it never
+    outlives (or confuses) its sample matrix."""
+
+    def __init__(self, eps: torch.Tensor, q: float):
+        self.eps, self.q, self._by_k = eps, q, {}
+
+    def __call__(self, k: int) -> torch.Tensor:
+        tail = self._by_k.get(k)
+        if tail is None:
+            tail = self._by_k[k] = lq_tail(self.eps, k, self.q)
+        return tail
