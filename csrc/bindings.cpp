@@ -95,9 +95,36 @@ py::tuple log_ratio(const py::array& eps, const py::array& shifts, int family,
   const SamplesAndShifts in = checked_samples_and_shifts(eps, shifts);
   const double* prm = checked_family_params(family, params);
   F64Array a({in.M, in.N}), b({in.M, in.N});
-  uc::LogRatioArgs args{eps.data(), in.eps_double, in.N, in.d, in.row_stride, in.shifts, in.M,
-                        family, prm, a.mutable_data(), b.mutable_data(),
+  uc::LogRatioArgs args{eps.data(), in.eps_double, false, 0, in.N, in.d, in.row_stride,
+                        in.shifts, in.M, family, prm, a.mutable_data(), b.mutable_data(),
                         checked_threads(num_threads)};
+  {
+    py::gil_scoped_release release;
+    uc::log_ratio(args);
+  }
+  return py::make_tuple(a, b);
+}
+
+py::tuple log_ratio_philox(int family, const py::array& params, uint64_t seed,
+                           int64_t num_samples, int64_t dim, const py::array& shifts, bool single,
+                           int num_threads) {
+  const double* prm = checked_family_params(family, params);
+  require_2d(shifts, "shifts");
+  require_c_contiguous(shifts, "shifts");
+  require_float64(shifts, "shifts");
+  if (num_samples < 1 || dim < 1) value_error("num_samples and dim must be >= 1");
+  if (dim > std::numeric_limits<uint32_t>::max())
+    value_error("dim must fit the 32-bit coordinate counter of the Philox stream");
+  const int64_t M = shifts.shape(0);
+  if (M < 1) value_error("shifts must hold at least one shift");
+  if (shifts.shape(1) != dim)
+    value_error("shifts has " + std::to_string(shifts.shape(1)) + " coordinates but dim is " +
+                std::to_string(dim));
+  const double* sh = static_cast<const double*>(shifts.data());
+  require_finite(sh, M * dim, "shifts");
+  F64Array a({M, num_samples}), b({M, num_samples});
+  uc::LogRatioArgs args{nullptr, !single, true, seed, num_samples, dim, dim, sh, M, family, prm,
+                        a.mutable_data(), b.mutable_data(), checked_threads(num_threads)};
   {
     py::gil_scoped_release release;
     uc::log_ratio(args);
@@ -192,6 +219,10 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("log_ratio", &log_ratio, py::arg("eps"), py::arg("shifts"), py::arg("family"),
         py::arg("params"), py::arg("num_threads") = 0,
         "X-side and Y-side log-ratio sums (THEORY §5); returns (a, b), each M x N float64.");
+  m.def("log_ratio_philox", &log_ratio_philox, py::arg("family"), py::arg("params"),
+        py::arg("seed"), py::arg("num_samples"), py::arg("dim"), py::arg("shifts"),
+        py::arg("single"), py::arg("num_threads") = 0,
+        "log_ratio on the draws sample(seed) would return, regenerated row by row (never stored).");
   m.def("log_ratio_radial", &log_ratio_radial, py::arg("eps"), py::arg("shifts"), py::arg("tail"),
         py::arg("q"), py::arg("beta"), py::arg("scale"), py::arg("num_threads") = 0,
         "Radial-noise log-ratios (csrc/radial.h) with per-sample tail statistics; (a, b), M x N.");

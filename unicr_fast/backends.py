@@ -131,6 +131,15 @@ class CpuBackend:
                                  noise.family_id, noise.kernel_params, self.num_threads)
         return torch.from_numpy(a), torch.from_numpy(b)
 
+    def log_ratio_philox(self, noise, seed, num_samples, dim, shifts, dtype=torch.float64):
+        """``log_ratio`` on the draws ``SampleBank`` would store for (noise, seed, dtype),
+        regenerated row by row: for sample sets too large to keep in memory."""
+        a, b = self._m.log_ratio_philox(noise.family_id, noise.kernel_params, int(seed),
+                                        int(num_samples), int(dim),
+                                        shifts.to(torch.float64).contiguous().numpy(),
+                                        dtype == torch.float32, self.num_threads)
+        return torch.from_numpy(a), torch.from_numpy(b)
+
     def log_ratio_radial(self, noise, eps, shifts, tail):
         q, beta, scale = noise.kernel_scalars()
         a, b = self._m.log_ratio_radial(eps.numpy(), shifts.to(torch.float64).contiguous().numpy(),

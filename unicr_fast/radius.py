@@ -21,7 +21,7 @@ from ._validation import check_int, check_norm, check_positive, check_probabilit
 from .confidence import dkw_epsilon
 from .noise import Noise
 from .radial import LqTails
-from .samples import SampleBank, get_sample_bank
+from .samples import PhiloxRows, SampleBank, get_sample_bank
 from .search import (ScaleResult, SwarmConfig, direction_search, directions_from_levels,
                      scale_search, sparse_levels)
 from .thresholds import margins
@@ -75,18 +75,26 @@ class _MarginEvaluator:
             k = max(1, int(self.nnz[r].max()))
             shifts = torch.from_numpy(np.ascontiguousarray(self.dirs[r, :k] * lam[:, None]))
             shifts = shifts.to(self.eps.device)
-            eps = self.eps[:, :k]
-            if self.backend.name == "cuda":
-                eps = eps.contiguous()
-            if self.tails is None:
-                a, b = self.backend.log_ratio(self.noise, eps, shifts)
-            else:   # radial: the coordinates past k enter through their l_q statistic
-                a, b = self.backend.log_ratio_radial(self.noise, eps, shifts, self.tails(k))
+            a, b = self._log_ratio(shifts, k)
             pa = torch.from_numpy(np.ascontiguousarray(self.pa[r])).to(a.device)
             pb = torch.from_numpy(np.ascontiguousarray(self.pb[r])).to(a.device)
             stats = self.backend.threshold_stats(a, b, pa, pb, backends.TIE_RTOL)
             out[lo:lo + len(r)] = margins(stats, pa, pb, self.binary, self.slack).cpu().numpy()
         return out
+
+
+    def _log_ratio(self, shifts: torch.Tensor, k: int):
+        """Kernel call for shifts supported on the first k coordinates."""
+        if isinstance(self.eps, PhiloxRows):   # not stored: regenerated inside the kernel
+            e = self.eps
+            return self.backend.log_ratio_philox(self.noise, e.seed, e.rows, k, shifts, e.dtype)
+        eps = self.eps[:, :k]
+        if self.backend.name == "cuda":
+            eps = eps.contiguous()
+        if self.tails is None:
+            return self.backend.log_ratio(self.noise, eps, shifts)
+        # radial: the coordinates past k enter through their l_q statistic
+        return self.backend.log_ratio_radial(self.noise, eps, shifts, self.tails(k))
 
 
 def _typical_scale(noise: Noise, directions: np.ndarray) -> np.ndarray:
@@ -353,6 +361,10 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
     slack = dkw_epsilon(num_samples, beta) if sound else 0.0
 
     bank = get_sample_bank(noise, num_samples, dim, seed, dtype, dev)
+    if bank.regenerated and not hasattr(impl, "log_ratio_philox"):
+        raise ValueError(f"{num_samples} x {dim} noise samples are too many to store, and the "
+                         f"'{impl.name}' backend cannot regenerate them; use backend 'cpu' or "
+                         f"'cuda' (or fewer samples)")
     fresh_seed = int(np.random.SeedSequence([seed, 0xF5E5]).generate_state(1)[0])
     fresh = SampleBank(noise, num_samples, dim, fresh_seed, dtype, dev) if sound else None
     swarm = SwarmConfig(particles=particles, iterations=iterations)

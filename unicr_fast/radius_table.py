@@ -36,8 +36,8 @@ lowers them. A lookup is therefore the engine's radius at a grid point at or bel
 p_a (at or above in p_b), or less. Where the engine's radius is monotone -- the true radius, and
 ``method="exact"`` (the exact law of L on fixed directions) -- that never exceeds the engine's
 radius at the query itself. The Monte-Carlo engine is monotone in p_a only up to its sampling
-error (its tie term e^t (p_a - P_X(L < t)) counts X-side mass where the Y-side count may differ
-by ~1/N), so an MC lookup can exceed the MC radius at the exact query by that much (measured:
+error (its tie term e^t (p_a - P_X(L < t)) weighs the X-side tie count by e^t where the Y-side
+tie count of the same samples may differ by sampling error), so an MC lookup can exceed the MC radius at the exact query by that much (measured:
 0.2% at N = 2,000): at most the Monte-Carlo error of the two radii compared, which estimate
 true radii in the right order.
 

@@ -2,12 +2,18 @@
 
 Samples are drawn once per (noise, N, d, seed, dtype, device). Compiled families use the
 counter-based Philox sampler (eps_ij a pure function of (seed, i, j), identical on CPU and GPU);
-Custom noise uses torch generators seeded per row chunk. Either way the set is deterministic per
-seed and the first n rows are the same whatever N is, so a subsample is a prefix. The most recent set is cached, since a
-data-set run calls the radius engine many times with the same settings.
+Custom and radial noise use torch generators seeded per row chunk. Either way the set is
+deterministic per seed and the first n rows are the same whatever N is, so a subsample is a
+prefix. The most recent set is cached, since a data-set run calls the radius engine many times
+with the same settings.
+
+A Philox set larger than ``MAX_SAMPLE_BYTES`` is never stored: ``samples()`` then returns
+``PhiloxRows``, and the kernels regenerate each eps_ij from (seed, i, j) where they need it
+(``log_ratio_philox``), with the same numbers, hence the same radii, as the stored set.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -20,19 +26,48 @@ _ROWS_PER_CHUNK = 8192
 MAX_SAMPLE_BYTES = 6 * 1024 ** 3
 
 
+@dataclasses.dataclass(frozen=True)
+class PhiloxRows:
+    """The first ``rows`` rows of a Philox sample set that is not stored (too large): what a
+    kernel's ``log_ratio_philox`` regenerates. Slicing rows gives a prefix, like a tensor."""
+    noise: Noise
+    seed: int
+    rows: int
+    dim: int
+    dtype: torch.dtype
+    device: torch.device
+
+    @property
+    def shape(self):
+        return (self.rows, self.dim)
+
+    def __getitem__(self, index):
+        if not (isinstance(index, slice) and index.start in (None, 0) and index.step in (None, 1)):
+            raise TypeError("PhiloxRows supports row prefixes [:n] only")
+        stop = self.rows if index.stop is None else max(0, min(self.rows, index.stop))
+        return dataclasses.replace(self, rows=stop)
+
+
 class SampleBank:
     def __init__(self, noise: Noise, num_samples: int, dim: int, seed: int, dtype, device):
         self.noise, self.num_samples, self.dim = noise, num_samples, dim
         self.seed, self.dtype, self.device = seed, dtype, torch.device(device)
         self._eps = None
         nbytes = num_samples * dim * torch.finfo(dtype).bits // 8
-        if nbytes > MAX_SAMPLE_BYTES:
+        #: True: too large to store; the kernels regenerate the draws (compiled families only).
+        self.regenerated = nbytes > MAX_SAMPLE_BYTES
+        if self.regenerated and noise.family_id is None:
             raise ValueError(
                 f"num_samples x dim = {num_samples} x {dim} needs {nbytes / 2**30:.1f} GiB of noise "
-                f"samples (limit {MAX_SAMPLE_BYTES / 2**30:.0f} GiB); lower num_samples or use float32")
+                f"samples (limit {MAX_SAMPLE_BYTES / 2**30:.0f} GiB) and noise '{noise.name}' has "
+                f"no Philox sampler to regenerate them; lower num_samples or use float32")
 
-    def samples(self) -> torch.Tensor:
-        """The N x d sample matrix (contiguous; a column prefix is a valid kernel input)."""
+    def samples(self):
+        """The N x d sample matrix (contiguous; a column prefix is a valid kernel input), or
+        ``PhiloxRows`` standing for it when it is too large to store."""
+        if self.regenerated:
+            return PhiloxRows(self.noise, self.seed, self.num_samples, self.dim, self.dtype,
+                              self.device)
         if self._eps is None:
             self._eps = self._philox() if self.noise.family_id is not None else None
         if self._eps is None:

@@ -10,10 +10,14 @@ namespace uc {
 //   a[m, i] = sum_j log phi(eps_ij - delta_mj) - log phi(eps_ij)
 //   b[m, i] = sum_j log phi(eps_ij) - log phi(eps_ij + delta_mj)
 // accumulated in float64. Outputs a and b are M x N. Coordinates past the last non-zero
-// entry of a shift contribute exactly 0 and are skipped.
+// entry of a shift contribute exactly 0 and are skipped. With `philox` set, eps is not read:
+// eps_ij is regenerated from (seed, i, j) as sample() would store it (float when
+// !eps_is_double), for sample sets too large to keep.
 struct LogRatioArgs {
   const void* eps;
   bool eps_is_double;
+  bool philox;
+  uint64_t seed;
   int64_t num_samples, dim, eps_row_stride;
   const double* shifts;
   int64_t num_shifts;
@@ -63,6 +67,11 @@ void threshold_stats(const double* a, const double* b, int64_t num_rows, int64_t
 // (i, j) a pure function of (seed, i, j): the Philox stream the CUDA module uses too.
 void sample(int family, const double* params, uint64_t seed, int64_t num_samples, int64_t dim,
             void* out, bool single, int num_threads);
+
+// Row `row` of that sample set (n leading coordinates) into out as doubles (float-rounded
+// when single): what the fused log-ratio kernel regenerates.
+void sample_row(int family, const double* params, uint64_t seed, int64_t row, int64_t n,
+                double* out, bool single);
 
 // Quantile rank shared with the Python reference: ceil(p N), guarded against p N landing a
 // rounding error above an integer, clamped to [lo, N].

@@ -36,9 +36,9 @@ __attribute__((noinline)) void row_sums(const double* x, const double* delta, co
   *out_b = acc_b;
 }
 
-template <int F, typename T>
-void run(const LogRatioArgs& g) {
-  const T* eps = static_cast<const T*>(g.eps);
+// The kernel over rows that `load(i, x, n)` writes into x[0..n): stored samples or Philox draws.
+template <int F, class Load>
+void run(const LogRatioArgs& g, Load load) {
   const int64_t N = g.num_samples, d = g.dim, M = g.num_shifts;
   std::vector<int64_t> active(static_cast<size_t>(M));
   int64_t max_active = 0;
@@ -55,24 +55,42 @@ void run(const LogRatioArgs& g) {
     double* xb = x.data();
     double* bb = base.data();
     for (int64_t i = begin; i < end; ++i) {
-      const T* row = eps + i * g.eps_row_stride;
+      load(i, xb, max_active);
 #pragma omp simd
-      for (int64_t j = 0; j < max_active; ++j) {
-        xb[j] = static_cast<double>(row[j]);
-        bb[j] = LogPdf<F>::eval(xb[j], params);
-      }
+      for (int64_t j = 0; j < max_active; ++j) bb[j] = LogPdf<F>::eval(xb[j], params);
       for (int64_t m = 0; m < M; ++m)
         row_sums<F>(xb, g.shifts + m * d, bb, params, active[m], g.a + m * N + i, g.b + m * N + i);
     }
   });
 }
 
+template <int F, typename T>
+void run_stored(const LogRatioArgs& g) {
+  const T* eps = static_cast<const T*>(g.eps);
+  run<F>(g, [&](int64_t i, double* x, int64_t n) {
+    const T* row = eps + i * g.eps_row_stride;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) x[j] = static_cast<double>(row[j]);
+  });
+}
+
+// eps_ij regenerated from (seed, i, j) exactly as sample() stores it (rounded to float when
+// !eps_is_double), so a sample set too large to keep never exists in memory.
+template <int F>
+void run_philox(const LogRatioArgs& g) {
+  run<F>(g, [&](int64_t i, double* x, int64_t n) {
+    sample_row(g.family, g.params, g.seed, i, n, x, !g.eps_is_double);
+  });
+}
+
 template <int F>
 void run_family(const LogRatioArgs& g) {
-  if (g.eps_is_double)
-    run<F, double>(g);
+  if (g.philox)
+    run_philox<F>(g);
+  else if (g.eps_is_double)
+    run_stored<F, double>(g);
   else
-    run<F, float>(g);
+    run_stored<F, float>(g);
 }
 
 }  // namespace
