@@ -40,9 +40,10 @@ def draws(noise, n, seed=0, dtype=torch.float64):
 @pytest.mark.parametrize("kwargs, error, word", [
     ({"q": 0.0}, ValueError, "norm"), ({"q": -1.0}, ValueError, "norm"),
     ({"q": float("nan")}, ValueError, "NaN"), ({"beta": 0.0}, ValueError, "beta"),
-    ({"beta": math.inf}, ValueError, "beta"), ({"dim": None}, TypeError, "dim"),
-    ({"dim": 0}, ValueError, "dim"), ({"dim": 2.5}, TypeError, "dim"),
-    ({"sigma": -1.0}, ValueError, "sigma"),
+    ({"beta": math.inf}, ValueError, "beta"), ({"dim": 0}, ValueError, "dim"),
+    ({"dim": 2.5}, TypeError, "dim"), ({"sigma": -1.0}, ValueError, "sigma"),
+    ({"sigma": None}, TypeError, "exactly one"), ({"a": 1.0}, TypeError, "exactly one"),
+    ({"sigma": None, "a": 0.0}, ValueError, "a "),
 ])
 def test_bad_parameters_are_named(kwargs, error, word):
     args = {"sigma": 0.5, "q": 2.0, "beta": 1.0, "dim": 4, **kwargs}
@@ -57,12 +58,31 @@ def test_parameters_catalogue_and_scale():
     assert noise != Radial(0.5, math.inf, 1.5, 7)
     again = Radial.from_scale(noise.a, math.inf, 1.5, 6)
     assert again.sigma == pytest.approx(0.5, rel=1e-13)
+    assert again.params == {"a": noise.a, "q": math.inf, "beta": 1.5, "dim": 6}
     # q = beta: the scale is the generalised normal's
     assert Radial(0.5, 1.5, 1.5, 9).a == pytest.approx(GeneralNormal(0.5, 1.5).a, rel=1e-13)
     with pytest.raises(TypeError, match="log_density"):
         noise.log_pdf(torch.zeros(3))
     with pytest.raises(TypeError, match="kernel"):
         noise.kernel_params
+
+
+def test_noise_without_dim_is_bound_where_the_dimension_is_known():
+    free = Radial(0.5, 1.5, 2.0)
+    assert free.dim is None and free.a is None and free.params == {"sigma": 0.5, "q": 1.5, "beta": 2.0}
+    assert free.bound(6) == Radial(0.5, 1.5, 2.0, 6) and free.bound(6).a is not None
+    with pytest.raises(ValueError, match="dim 6"):
+        Radial(0.5, 1.5, 2.0, 6).bound(7)
+    w = free.sample((5, 2, 3), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    bound = Radial(0.5, 1.5, 2.0, 6)
+    assert torch.equal(w, bound.sample((5, 2, 3), generator=torch.Generator().manual_seed(0),
+                                       dtype=torch.float64))
+    assert torch.equal(free.log_density(w.reshape(5, 6)), bound.log_density(w))
+    assert uc.certified_radius(free, 0.9, None, 2, 6, 2000) == uc.certified_radius(bound, 0.9, None, 2, 6, 2000)
+    by_scale = uc.noise.make("radial", a=0.3, q=math.inf, beta=1.0)
+    assert by_scale.sigma is None and by_scale.bound(4).sigma > 0
+    with pytest.raises(ValueError, match="bound"):
+        by_scale.kernel_scalars()
 
 
 # -- sampler ------------------------------------------------------------------------------------------
@@ -204,6 +224,8 @@ def test_log_ratio_radial_bad_inputs():
     tail = torch.zeros(10, dtype=torch.float64)
     with pytest.raises(ValueError, match="dim 8"):
         backends.log_ratio(noise, eps[:, :5], shifts[:, :5].contiguous())
+    with pytest.raises(ValueError, match="bound"):
+        backends.log_ratio_radial(Radial(0.5, 2.0, 1.0), eps, shifts, tail)
     with pytest.raises(ValueError, match="one entry per sample"):
         backends.log_ratio_radial(noise, eps, shifts, tail[:9])
     with pytest.raises(ValueError, match=">= 0"):
@@ -341,6 +363,8 @@ def test_radius_errors_name_the_problem():
     noise = Radial(0.5, 2, 1, 10)
     with pytest.raises(ValueError, match="dim 10"):
         uc.certified_radius(noise, 0.9, None, 2, 11, 1000, 0, "cpu")
+    with pytest.raises(ValueError, match="dim 10"):
+        uc.Smooth(torch.nn.Flatten(), 2, noise=noise).predict(torch.zeros(11), 10, 0.01, 10)
     with pytest.raises(ValueError, match="radial"):
         uc.certified_radius(noise, 0.9, None, 2, 10, method="exact")
 

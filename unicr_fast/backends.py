@@ -285,9 +285,7 @@ def log_ratio(noise: Noise, eps: torch.Tensor, shifts: torch.Tensor, backend: st
     Radial noise: d must be the noise's dim (whole vectors); see ``log_ratio_radial``."""
     _check_log_ratio_inputs(noise, eps, shifts)
     if not noise.iid:
-        if eps.shape[1] != noise.dim:
-            raise ValueError(f"eps has {eps.shape[1]} coordinates but the radial noise has dim "
-                             f"{noise.dim}; pass a prefix with its tail to log_ratio_radial")
+        noise = noise.bound(eps.shape[1])   # whole vectors (a prefix goes to log_ratio_radial)
         tail = torch.zeros(eps.shape[0], dtype=torch.float64, device=eps.device)
         return log_ratio_radial(noise, eps, shifts, tail, backend)
     bound = noise.support_bound()
@@ -306,6 +304,9 @@ def log_ratio_radial(noise: Noise, eps: torch.Tensor, shifts: torch.Tensor, tail
     _check_log_ratio_inputs(noise, eps, shifts)
     if noise.iid:
         raise TypeError(f"log_ratio_radial needs radial noise, got '{noise.name}' (use log_ratio)")
+    if noise.dim is None:
+        raise ValueError("log_ratio_radial sees a prefix of the vectors: give the noise its "
+                         "dimension first (noise.bound(dim))")
     if eps.shape[1] > noise.dim:
         raise ValueError(f"eps has {eps.shape[1]} coordinates, more than the noise's dim {noise.dim}")
     if not torch.is_tensor(tail) or tail.dim() != 1 or tail.shape[0] != eps.shape[0]:

@@ -94,7 +94,9 @@ class NoiseRadii:
 
     def _unit(self, noise: Noise) -> Tuple[RadiusCache, float]:
         """(cache of the unit-sigma noise of this shape, sigma) -- or (own cache, 1.0)."""
-        scalable = noise.name in FAMILIES and type(noise) is FAMILIES[noise.name]
+        # a catalogue family given by sigma (radial noise may be given by its scale a instead)
+        scalable = (noise.name in FAMILIES and type(noise) is FAMILIES[noise.name]
+                    and "sigma" in noise.params)
         key = (noise.name, tuple(sorted(_shape_params(noise).items()))) if scalable else noise
         cache = self._caches.get(key)
         if cache is None:

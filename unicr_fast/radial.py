@@ -46,39 +46,66 @@ def lq_norm(w: torch.Tensor, q: float) -> torch.Tensor:
 
 
 class Radial(Noise):
-    """Radial noise ``exp(-(||w||_q / a)^beta)`` on R^``dim`` at per-coordinate std ``sigma``.
+    """Radial noise ``exp(-(||w||_q / a)^beta)`` on R^``dim``, given by its per-coordinate std
+    ``sigma`` (as every family) or by its scale ``a`` (keyword; ``Radial.from_scale``).
 
     ``q`` is any exponent in (0, inf] (``"inf"`` accepted); ``q == beta`` is i.i.d.
-    generalised normal (q = beta = 2 Gaussian, 1 Laplace). ``Radial.from_scale(a, ...)`` builds
-    it from the scale ``a`` of the formula instead.
+    generalised normal (q = beta = 2 Gaussian, 1 Laplace). Built without ``dim``, the noise is
+    bound to the input's dimension where one is known (``certified_radius(dim=...)``, ``Smooth``
+    inputs, ``sample`` shapes); ``bound(dim)`` does it explicitly. With sigma given, the scale
+    depends on dim (module doc), so an unbound noise has ``a = None`` (and an unbound noise given
+    by ``a`` has ``sigma = None``).
     """
 
     name = "radial"
     family_id = None
     iid = False
 
-    def __init__(self, sigma, q=2.0, beta=2.0, dim=None):
-        super().__init__(sigma)
+    def __init__(self, sigma=None, q=2.0, beta=2.0, dim=None, *, a=None):
+        if (sigma is None) == (a is None):
+            raise TypeError("give exactly one of sigma (the per-coordinate standard deviation) and "
+                            "a (the scale in exp(-(||w||_q / a)^beta))")
         self.q = check_norm(q)
         self.beta = check_positive(beta, "beta")
-        if dim is None:
-            raise TypeError("radial noise needs dim: its density lives on R^dim "
-                            "(the input dimension d)")
         if isinstance(dim, float) and dim.is_integer():   # e.g. from a KEY=VALUE parser
             dim = int(dim)
-        self.dim = check_int(dim, "dim", 1)
-        self.a = self.sigma / math.sqrt(_unit_scale_variance(self.q, self.beta, self.dim))
+        self.dim = None if dim is None else check_int(dim, "dim", 1)
+        self._by_sigma = sigma is not None
+        self.sigma = check_positive(sigma, "sigma") if self._by_sigma else None
+        self.a = None if self._by_sigma else check_positive(a, "a")
+        if self.dim is not None:
+            unit = math.sqrt(_unit_scale_variance(self.q, self.beta, self.dim))
+            if self._by_sigma:
+                self.a = self.sigma / unit
+            else:
+                self.sigma = self.a * unit
 
     @classmethod
     def from_scale(cls, a, q=2.0, beta=2.0, dim=None) -> "Radial":
         """The radial noise with scale ``a`` (the formula's a) rather than a per-coordinate std."""
-        a = check_positive(a, "a")
-        probe = cls(1.0, q, beta, dim)
-        return cls(a / probe.a, q, beta, dim)
+        return cls(q=q, beta=beta, dim=dim, a=a)
+
+    def bound(self, dim) -> "Radial":
+        """This noise on R^dim: itself when built for dim, a copy for dim when built without
+        one; ValueError when built for another dimension."""
+        dim = check_int(dim, "dim", 1)
+        if self.dim is not None:
+            if self.dim != dim:
+                raise ValueError(f"the radial noise was built for dim {self.dim} but inputs of "
+                                 f"dimension {dim} were given; build it with dim={dim} (or "
+                                 f"without dim)")
+            return self
+        if self._by_sigma:
+            return Radial(self.sigma, self.q, self.beta, dim)
+        return Radial(q=self.q, beta=self.beta, dim=dim, a=self.a)
 
     @property
     def params(self):
-        return {"sigma": self.sigma, "q": self.q, "beta": self.beta, "dim": self.dim}
+        first = {"sigma": self.sigma} if self._by_sigma else {"a": self.a}
+        out = {**first, "q": self.q, "beta": self.beta}
+        if self.dim is not None:
+            out["dim"] = self.dim
+        return out
 
     @property
     def has_compiled_kernel(self) -> bool:
@@ -93,17 +120,25 @@ class Radial(Noise):
         raise TypeError("radial noise has its own kernel (backends.log_ratio_radial)")
 
     # -- density --------------------------------------------------------------------------------
+    def _require_dim(self, what: str) -> None:
+        if self.dim is None:
+            raise ValueError(f"{what} needs the dimension: use noise.bound(dim) first")
+
     def log_normalizer(self) -> float:
         """log of the integral of exp(-(||w||_q / a)^beta) over R^dim:
         vol(l_q unit ball) a^d Gamma(1 + d/beta), vol = (2 Gamma(1 + 1/q))^d / Gamma(1 + d/q)."""
+        self._require_dim("log_normalizer")
         d = self.dim
         ball = d * math.log(2.0) if math.isinf(self.q) else (
             d * math.log(2.0 * math.gamma(1.0 + 1.0 / self.q)) - math.lgamma(1.0 + d / self.q))
         return ball + d * math.log(self.a) + math.lgamma(1.0 + d / self.beta)
 
     def log_density(self, w: torch.Tensor) -> torch.Tensor:
-        """log mu(w) for vectors along the trailing axes (their sizes multiply to ``dim``)."""
+        """log mu(w) for vectors along the trailing axes (their sizes multiply to ``dim``; the
+        last axis alone for a noise built without dim)."""
         w = torch.as_tensor(w, dtype=torch.float64) if not torch.is_tensor(w) else w
+        if self.dim is None:
+            return self.bound(w.shape[-1]).log_density(w)
         flat = w.reshape(*w.shape[:w.dim() - self._vector_axes(w.shape)], self.dim)
         return -(lq_norm(flat.to(torch.float64), self.q) / self.a).pow(self.beta) - self.log_normalizer()
 
@@ -122,6 +157,8 @@ class Radial(Noise):
     # -- sampling -------------------------------------------------------------------------------
     def _sample64(self, shape, generator, device):
         """Exact draws (module doc); the first axis counts vectors, the rest form one vector."""
+        if self.dim is None and len(shape) >= 2:
+            return self.bound(math.prod(shape[1:]))._sample64(shape, generator, device)
         if len(shape) < 2 or math.prod(shape[1:]) != self.dim:
             raise ValueError(f"radial noise draws vectors: shape must be (n, *vector_shape) with "
                              f"the vector's sizes multiplying to dim = {self.dim}, got {shape}")
@@ -153,6 +190,7 @@ class Radial(Noise):
     # -- the log-ratio in pieces (THEORY §2 with mu radial) ----------------------------------------
     def kernel_scalars(self):
         """(q, beta, a) as the compiled kernels take them (q = inf passed as inf)."""
+        self._require_dim("the radial log-ratio")
         return float(self.q), float(self.beta), float(self.a)
 
 

@@ -340,9 +340,8 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
     if dim is None:
         raise TypeError("dim is required: the input dimension d")
     dim = check_int(dim, "dim", 1)
-    if not noise.iid and noise.dim != dim:
-        raise ValueError(f"the radial noise was built for dim {noise.dim} but dim={dim} was asked; "
-                         f"build it with dim={dim}")
+    if not noise.iid:
+        noise = noise.bound(dim)     # radial noise lives on R^dim
     num_samples = check_int(num_samples, "num_samples", 1)
     search_samples = check_int(search_samples, "search_samples", 1)
     seed = check_int(seed, "seed", 0)

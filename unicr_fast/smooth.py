@@ -200,9 +200,8 @@ class Smooth:
     def _check_input(self, x, batch_size) -> None:
         check_int(batch_size, "batch_size", 1)
         check_input_tensor(x)
-        if not self.noise.iid and x.numel() != self.noise.dim:
-            raise ValueError(f"the radial noise was built for inputs of {self.noise.dim} entries "
-                             f"but x has {x.numel()}; build it with dim={x.numel()}")
+        if not self.noise.iid:
+            self.noise.bound(x.numel())   # ValueError when built for another dimension
         devices = {t.device for t in itertools.chain(self.model.parameters(), self.model.buffers())}
         if devices and devices != {x.device}:
             where = ", ".join(sorted(str(d) for d in devices))
