@@ -6,7 +6,7 @@
 //   a = (||w||_q / a)^beta - (||w - delta||_q / a)^beta     (X side, THEORY §2)
 //   b = (||w + delta||_q / a)^beta - (||w||_q / a)^beta     (Y side, at w + delta)
 // For finite q the statistic is S = sum |w_j|^q (so ||w||_q^beta = S^(beta/q)) and the shifted
-// ones come as differences D = S' - S; for q = inf it is max |w_j|. The coordinates a shift
+// ones come both as differences D = S' - S and as sums; for q = inf it is max |w_j|. The coordinates a shift
 // leaves alone enter through `tail` (their sum / max), so a k-sparse shift costs k terms.
 #pragma once
 
@@ -44,30 +44,39 @@ UC_HD double radial_energy(const RadialShape& r, double s) {
   return exp(expo * log(s) - r.beta * log(r.scale));
 }
 
-// energy(s_new) - energy(s) without cancelling the digits of two close large energies:
-// energy(s) * expm1(expo * log(s_new / s)), with s_new / s = 1 + D / s for finite q.
+// energy(s_new) - energy(s) for q = inf (s, s_new maxima): energy(s) expm1(beta log(s_new / s)),
+// which keeps the digits of two close energies.
+UC_HD double radial_max_energy_change(const RadialShape& r, double s, double s_new) {
+  if (s <= 0.0) return radial_energy<kRadialQInf>(r, s_new);
+  return radial_energy<kRadialQInf>(r, s) * expm1(r.beta * log(s_new / s));
+}
+
+// energy(tail + shifted) - energy(base) for finite q, where shifted = sum of |w_j +- delta_j|^q
+// over the visited coordinates and diff = shifted - (their part of base). A small change of a
+// large statistic keeps its digits through diff (energy(base) expm1(beta/q log1p(diff / base)));
+// a large one (the new statistic far below base, which the 1/q root still maps to a sizeable
+// energy for large q) is taken directly from tail + shifted, where no digits cancel.
 template <int Q>
-UC_HD double radial_energy_change(const RadialShape& r, double s, double s_new, double rel) {
-  if (s <= 0.0) return radial_energy<Q>(r, s_new);
-  const double expo = Q == kRadialQInf ? r.beta : r.beta / r.q;
-  const double growth = Q == kRadialQInf ? log(s_new / s) : log1p(rel > -1.0 ? rel : -1.0);
-  return radial_energy<Q>(r, s) * expm1(expo * growth);
+UC_HD double radial_sum_energy_change(const RadialShape& r, double base, double tail, double diff,
+                                      double shifted) {
+  if (base > 0.0 && fabs(diff) <= 0.5 * base)
+    return radial_energy<Q>(r, base) * expm1(r.beta / r.q * log1p(diff / base));
+  return radial_energy<Q>(r, tail + shifted) - radial_energy<Q>(r, base);
 }
 
 // a and b of one (sample, shift) pair. base: statistic of w; tail: of the coordinates the
-// kernel did not visit; back / fwd: the kernel's reductions of w - delta / w + delta over the
-// visited ones (q = inf: their max; finite q: their sums minus the visited part of base).
+// kernel did not visit. q = inf: back / fwd are the maxima of |w - delta| / |w + delta| over the
+// visited coordinates (the *_sum arguments unused). Finite q: back / fwd are the sums of
+// |w -+ delta|^q minus |w|^q over them, back_sum / fwd_sum the sums of |w -+ delta|^q.
 template <int Q>
 UC_HD void radial_log_ratio(const RadialShape& r, double base, double tail, double back,
-                                   double fwd, double& a, double& b) {
+                            double fwd, double back_sum, double fwd_sum, double& a, double& b) {
   if constexpr (Q == kRadialQInf) {
-    const double sb = back > tail ? back : tail, sf = fwd > tail ? fwd : tail;
-    a = -radial_energy_change<Q>(r, base, sb, 0.0);
-    b = radial_energy_change<Q>(r, base, sf, 0.0);
+    a = -radial_max_energy_change(r, base, back > tail ? back : tail);
+    b = radial_max_energy_change(r, base, fwd > tail ? fwd : tail);
   } else {
-    const double rb = base > 0.0 ? back / base : 0.0, rf = base > 0.0 ? fwd / base : 0.0;
-    a = -radial_energy_change<Q>(r, base, base + back, rb);
-    b = radial_energy_change<Q>(r, base, base + fwd, rf);
+    a = -radial_sum_energy_change<Q>(r, base, tail, back, back_sum);
+    b = radial_sum_energy_change<Q>(r, base, tail, fwd, fwd_sum);
   }
 }
 

@@ -22,12 +22,13 @@ UC_ALWAYS_INLINE double abs_pow(double x, double q) {
   else return vexp(q * vlog(m));   // vlog(0) = -inf -> 0
 }
 
-// Over one row prefix and one shift: the l_q statistic (sum of |.|^q, or max |.| for q = inf)
-// of x - delta and x + delta, as differences from the statistic of x where that is a sum (so
-// a small change of a large norm keeps its digits).
+// Over one row prefix and one shift: the l_q statistics of x - delta and x + delta. q = inf:
+// their maxima. Finite q: their sums of |.|^q (*_sum) and those sums minus the sum of |x|^q
+// (back / fwd), taken term by term so that a small change of a large norm keeps its digits.
 template <int Q>
 __attribute__((noinline)) void shifted_stats(const double* x, const double* xq, const double* delta,
-                                             double q, int64_t n, double* back, double* fwd) {
+                                             double q, int64_t n, double* back, double* fwd,
+                                             double* back_sum, double* fwd_sum) {
   if constexpr (Q == kRadialQInf) {
     double mb = 0.0, mf = 0.0;
 #pragma omp simd reduction(max : mb, mf)
@@ -38,18 +39,25 @@ __attribute__((noinline)) void shifted_stats(const double* x, const double* xq, 
     }
     *back = mb;
     *fwd = mf;
+    *back_sum = *fwd_sum = 0.0;
   } else {
-    double db = 0.0, df = 0.0;
-#pragma omp simd reduction(+ : db, df)
+    double db = 0.0, df = 0.0, sb = 0.0, sf = 0.0;
+#pragma omp simd reduction(+ : db, df, sb, sf)
     for (int64_t j = 0; j < n; ++j) {
-      // A zero entry adds exactly 0: the select keeps a contracted fma(m, m, -xq) from
-      // leaving the rounding error of xq behind (so a zero shift gives L = 0 exactly).
+      // A zero entry adds exactly 0 to the differences: the select keeps a contracted
+      // fma(m, m, -xq) from leaving the rounding error of xq behind (zero shift: L = 0 exactly).
       const bool moved = delta[j] != 0.0;
-      db += moved ? abs_pow<Q>(x[j] - delta[j], q) - xq[j] : 0.0;
-      df += moved ? abs_pow<Q>(x[j] + delta[j], q) - xq[j] : 0.0;
+      const double u = moved ? abs_pow<Q>(x[j] - delta[j], q) : xq[j];
+      const double v = moved ? abs_pow<Q>(x[j] + delta[j], q) : xq[j];
+      db += moved ? u - xq[j] : 0.0;
+      df += moved ? v - xq[j] : 0.0;
+      sb += u;
+      sf += v;
     }
     *back = db;
     *fwd = df;
+    *back_sum = sb;
+    *fwd_sum = sf;
   }
 }
 
@@ -80,10 +88,10 @@ void run(const RadialArgs& g) {
       }
       const double base = radial_combine<Q>(g.tail[i], own);
       for (int64_t m = 0; m < M; ++m) {
-        double back, fwd;
-        shifted_stats<Q>(xb, qb, g.shifts + m * d, g.q, d, &back, &fwd);
+        double back, fwd, back_sum, fwd_sum;
+        shifted_stats<Q>(xb, qb, g.shifts + m * d, g.q, d, &back, &fwd, &back_sum, &fwd_sum);
         double la, lb;
-        radial_log_ratio<Q>(shape, base, g.tail[i], back, fwd, la, lb);
+        radial_log_ratio<Q>(shape, base, g.tail[i], back, fwd, back_sum, fwd_sum, la, lb);
         g.a[m * N + i] = la;
         g.b[m * N + i] = lb;
       }

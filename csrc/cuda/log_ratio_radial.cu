@@ -55,9 +55,9 @@ __global__ void __launch_bounds__(kThreads)
     for (int64_t first = static_cast<int64_t>(blockIdx.x) * groups_per_block; first < N;
          first += static_cast<int64_t>(gridDim.x) * groups_per_block) {
       const int64_t i = first + group;
-      double own = 0.0, back[kTile], fwd[kTile];
+      double own = 0.0, back[kTile], fwd[kTile], back_sum[kTile], fwd_sum[kTile];
 #pragma unroll
-      for (int mm = 0; mm < kTile; ++mm) back[mm] = fwd[mm] = 0.0;
+      for (int mm = 0; mm < kTile; ++mm) back[mm] = fwd[mm] = back_sum[mm] = fwd_sum[mm] = 0.0;
       if (i < N) {
         for (int64_t j = lane; j < d; j += lanes) {
           const double x = static_cast<double>(__ldg(eps + i * d + j));
@@ -70,9 +70,16 @@ __global__ void __launch_bounds__(kThreads)
               if constexpr (Q == kRadialQInf) {
                 back[mm] = reduce<Q>(back[mm], fabs(x - s));
                 fwd[mm] = reduce<Q>(fwd[mm], fabs(x + s));
-              } else if (s != 0.0) {   // a zero entry adds exactly 0 (no fma residue)
-                back[mm] += abs_pow<Q>(x - s, shape.q) - xq;
-                fwd[mm] += abs_pow<Q>(x + s, shape.q) - xq;
+              } else {
+                // A zero entry adds exactly 0 to the differences (no fma residue).
+                const double u = s != 0.0 ? abs_pow<Q>(x - s, shape.q) : xq;
+                const double v = s != 0.0 ? abs_pow<Q>(x + s, shape.q) : xq;
+                if (s != 0.0) {
+                  back[mm] += u - xq;
+                  fwd[mm] += v - xq;
+                }
+                back_sum[mm] += u;
+                fwd_sum[mm] += v;
               }
             }
           }
@@ -84,6 +91,10 @@ __global__ void __launch_bounds__(kThreads)
       for (int mm = 0; mm < kTile; ++mm) {
         back[mm] = butterfly<Q>(back[mm], lanes);
         fwd[mm] = butterfly<Q>(fwd[mm], lanes);
+        if constexpr (Q != kRadialQInf) {
+          back_sum[mm] = butterfly<Q>(back_sum[mm], lanes);
+          fwd_sum[mm] = butterfly<Q>(fwd_sum[mm], lanes);
+        }
       }
       if (i < N && lane == 0) {
         const double t = tail[i];
@@ -92,7 +103,8 @@ __global__ void __launch_bounds__(kThreads)
         for (int mm = 0; mm < kTile; ++mm) {
           if (mm < tile_shifts) {
             double la, lb;
-            radial_log_ratio<Q>(shape, base, t, back[mm], fwd[mm], la, lb);
+            radial_log_ratio<Q>(shape, base, t, back[mm], fwd[mm], back_sum[mm], fwd_sum[mm],
+                                la, lb);
             a[(m0 + mm) * N + i] = la;
             b[(m0 + mm) * N + i] = lb;
           }
