@@ -44,24 +44,36 @@ UC_HD double radial_energy(const RadialShape& r, double s) {
   return exp(expo * log(s) - r.beta * log(r.scale));
 }
 
-// energy(s_new) - energy(s) for q = inf (s, s_new maxima): energy(s) expm1(beta log(s_new / s)),
-// which keeps the digits of two close energies.
-UC_HD double radial_max_energy_change(const RadialShape& r, double s, double s_new) {
-  if (s <= 0.0) return radial_energy<kRadialQInf>(r, s_new);
-  return radial_energy<kRadialQInf>(r, s) * expm1(r.beta * log(s_new / s));
+// energy(s_new) - energy(s), given g = log(energy(s_new) / energy(s)) computed accurately by the
+// caller. Close energies (|g| <= 1) keep their digits as energy(s) expm1(g); far apart, the plain
+// difference cancels at most one digit and cannot multiply 0 by inf when energy(s) underflows.
+template <int Q>
+UC_HD double radial_energy_change(const RadialShape& r, double s, double s_new, double g) {
+  if (s <= 0.0) return radial_energy<Q>(r, s_new);
+  if (fabs(g) <= 1.0) return radial_energy<Q>(r, s) * expm1(g);
+  return radial_energy<Q>(r, s_new) - radial_energy<Q>(r, s);
 }
 
-// energy(tail + shifted) - energy(base) for finite q, where shifted = sum of |w_j +- delta_j|^q
-// over the visited coordinates and diff = shifted - (their part of base). A small change of a
-// large statistic keeps its digits through diff (energy(base) expm1(beta/q log1p(diff / base)));
-// a large one (the new statistic far below base, which the 1/q root still maps to a sizeable
-// energy for large q) is taken directly from tail + shifted, where no digits cancel.
+// q = inf: s, s_new are maxima; g = beta log(s_new / s) from the two logs (no overflow of the
+// ratio for tiny s).
+UC_HD double radial_max_energy_change(const RadialShape& r, double s, double s_new) {
+  const double g = s > 0.0 ? r.beta * (log(s_new) - log(s)) : 0.0;
+  return radial_energy_change<kRadialQInf>(r, s, s_new, g);
+}
+
+// Finite q: shifted = sum of |w_j +- delta_j|^q over the visited coordinates and diff = shifted
+// minus their part of base. A small change of a large statistic keeps its digits through diff
+// (g = beta/q log1p(diff / base)); a large one (the new statistic far below base, which the 1/q
+// root still maps to a sizeable energy for large q) is taken from tail + shifted directly.
 template <int Q>
 UC_HD double radial_sum_energy_change(const RadialShape& r, double base, double tail, double diff,
                                       double shifted) {
-  if (base > 0.0 && fabs(diff) <= 0.5 * base)
-    return radial_energy<Q>(r, base) * expm1(r.beta / r.q * log1p(diff / base));
-  return radial_energy<Q>(r, tail + shifted) - radial_energy<Q>(r, base);
+  const bool small = base > 0.0 && fabs(diff) <= 0.5 * base;
+  const double s_new = small ? base + diff : tail + shifted;
+  const double expo = r.beta / r.q;
+  const double g = small ? expo * log1p(diff / base)
+                         : (base > 0.0 ? expo * (log(s_new) - log(base)) : 0.0);
+  return radial_energy_change<Q>(r, base, s_new, g);
 }
 
 // a and b of one (sample, shift) pair. base: statistic of w; tail: of the coordinates the

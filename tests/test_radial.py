@@ -265,18 +265,23 @@ def test_cuda_entry_point_checks_arguments_before_the_device():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device")
-@pytest.mark.parametrize("q", QS)
+@pytest.mark.parametrize("q", QS + [50.0])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_cuda_kernel_equals_cpu(q, dtype):
-    noise, k = Radial(0.6, q, 1.3, 300), 200
-    eps = draws(noise, 1000, seed=10, dtype=dtype)
+@pytest.mark.parametrize("dim, k, n", [(300, 200, 1000), (17, 17, 1001), (3, 2, 999), (1, 1, 37)])
+def test_cuda_kernel_equals_cpu(q, dtype, dim, k, n):
+    """Lane groups of every width (d = 1 .. 300), sample counts that leave a block part-empty,
+    a zero shift, a nonzero tail; the sums run in another order, so the CPU test's bound x 2."""
+    noise = Radial(0.6, q, 1.3, dim)
+    eps = draws(noise, n, seed=10, dtype=dtype)
     shifts = torch.randn(19, k, dtype=torch.float64, generator=torch.Generator().manual_seed(11)) * 0.3
+    shifts[4] = 0.0
     tail = lq_tail(eps, k, noise.q)
-    prefix = eps[:, :k].contiguous()
-    a, b = backends.log_ratio_radial(noise, prefix, shifts, tail, backend="cpu")
-    ga, gb = backends.log_ratio_radial(noise, prefix.cuda(), shifts.cuda(), tail.cuda(), backend="cuda")
-    tol = 16 * (k + 1) * np.finfo(float).eps * 2 * energy_bound(noise, prefix, shifts, tail)
+    a, b = backends.log_ratio_radial(noise, eps[:, :k], shifts, tail, backend="cpu")
+    ga, gb = backends.log_ratio_radial(noise, eps[:, :k].cuda(), shifts.cuda(), tail.cuda(),
+                                       backend="cuda")
+    tol = 16 * (k + 1) * np.finfo(float).eps * 2 * energy_bound(noise, eps[:, :k], shifts, tail)
     assert float((ga.cpu() - a).abs().max()) <= tol and float((gb.cpu() - b).abs().max()) <= tol
+    assert bool((ga[4] == 0).all()) and bool((gb[4] == 0).all())
 
 
 # -- radii --------------------------------------------------------------------------------------------

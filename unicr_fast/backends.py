@@ -292,6 +292,8 @@ def log_ratio(noise: Noise, eps: torch.Tensor, shifts: torch.Tensor, backend: st
     if math.isfinite(bound) and bool((eps.abs() > bound).any()):
         raise ValueError(f"eps has values outside the support [-{bound:g}, {bound:g}] of {noise.name}")
     impl = get_backend(backend, eps.device, noise)
+    if impl.name == "cuda":
+        eps = eps.contiguous()   # the CUDA kernels read whole rows (a column prefix is copied)
     return impl.log_ratio(noise, eps, shifts.to(torch.float64).contiguous())
 
 
@@ -317,6 +319,8 @@ def log_ratio_radial(noise: Noise, eps: torch.Tensor, shifts: torch.Tensor, tail
     if not bool(torch.isfinite(tail).all()) or bool((tail < 0).any()):
         raise ValueError("tail must be finite and >= 0")
     impl = get_backend(backend, eps.device, noise)
+    if impl.name == "cuda":
+        eps = eps.contiguous()   # the CUDA kernels read whole rows (a column prefix is copied)
     return impl.log_ratio_radial(noise, eps, shifts.to(torch.float64).contiguous(), tail)
 
 

@@ -16,10 +16,15 @@ per-coordinate standard deviation, as for every other family:
     E[w_j^2] = a^2 Gamma((d+2)/beta) / Gamma(d/beta) * E[theta_j^2],
     E[theta_j^2] = Gamma(3/q) Gamma(d/q) / (Gamma(1/q) Gamma((d+2)/q))   ((d+2)/(3d) for q = inf),
 from E[g_j^2] = E[||g||_q^2] E[theta_j^2] (independence) and ||g||_q^q ~ Gamma(d/q).
+
+Range: the kernels keep finite-q statistics as float64 sums of |w_j|^q, so a vector whose
+|w_j|^q all leave [1e-308, 1e308] (q in the tens with tiny or huge coordinates, mostly in low d)
+loses its norm; for such q the l_inf case (q = inf) is the accurate model.
 """
 from __future__ import annotations
 
 import math
+
 import torch
 
 from ._validation import check_int, check_norm, check_positive

@@ -15,7 +15,9 @@ namespace {
 
 constexpr int kThreads = 256;
 // Shifts per pass over a sample row: each loaded eps_ij (and |eps_ij|^q) serves this many.
-constexpr int kTile = 8;
+// Finite q keeps four accumulators per shift, q = inf two: the same register budget.
+template <int Q>
+constexpr int kTileFor = Q == kRadialQInf ? 8 : 4;
 
 template <int Q>
 __device__ __forceinline__ double abs_pow(double x, double q) {
@@ -45,6 +47,7 @@ __global__ void __launch_bounds__(kThreads)
     radial_kernel(const T* __restrict__ eps, const double* __restrict__ shifts,
                   const double* __restrict__ tail, int64_t N, int64_t d, int64_t M,
                   RadialShape shape, double* __restrict__ a, double* __restrict__ b, int lanes) {
+  constexpr int kTile = kTileFor<Q>;
   const int lane = threadIdx.x & (lanes - 1);
   const int group = threadIdx.x / lanes;
   const int groups_per_block = kThreads / lanes;
@@ -119,6 +122,7 @@ void launch(const RadialProblem& pr, const T* eps) {
   DeviceGuard guard(pr.launch.device);
   const int lanes = lanes_per_sample(pr.dim);
   const int64_t groups_per_block = kThreads / lanes;
+  constexpr int kTile = kTileFor<Q>;
   const int64_t grid_y = std::min<int64_t>((pr.num_shifts + kTile - 1) / kTile, 65535);
   const int64_t grid_x = sample_grid_x(radial_kernel<Q, T>, kThreads, pr.num_samples,
                                        groups_per_block, grid_y, pr.launch.device,
