@@ -9,17 +9,10 @@ import torch
 
 import unicr_fast as uc
 from unicr_fast import backends
+from unicr_fast.benchmark import run_kernels as kernels
 
 N, D, M = 20_000, 3072, 16
 CASES = [("gaussian", {}), ("general_normal", {"beta": 1.5}), ("laplace", {}), ("hyperbolic_secant", {})]
-
-
-def kernels(backend, noise, eps, shifts):
-    impl = backends.get_backend(backend)
-    a, b = impl.log_ratio(noise, eps, shifts)
-    pa = torch.full((M,), 0.9, dtype=torch.float64)
-    pb = torch.full((M,), 0.05, dtype=torch.float64)
-    return impl.threshold_stats(a, b, pa, pb, backends.TIE_RTOL)
 
 
 @pytest.mark.skipif("cpu" not in uc.available_backends(), reason="CPU module not built")

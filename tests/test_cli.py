@@ -399,3 +399,21 @@ def test_resume_a_file_without_settings_record(small, tmp_path, capsys):
     assert code == 0 and "cannot be checked" in err
     rows = data_rows(out)
     assert [r[0] for r in rows] == ["0", "1", "2"] and rows[0][3] == "0.412"
+
+
+# -- bench -------------------------------------------------------------------------------------
+
+def test_bench_times_every_backend_against_the_reference(capsys):
+    code, out, err = run_cli(["bench", "--families", "laplace", "uniform", "--samples", "300",
+                              "--dim", "40", "--shifts", "3", "--repeats", "1"], capsys)
+    assert code == 0, err
+    rows = [line.split() for line in out.splitlines()[2:]]
+    backends = uc.available_backends()
+    assert len(rows) == 2 * len(backends)          # each family: the reference + the others
+    assert {r[1] for r in rows} == set(backends)
+    assert all(r[1] != "torch" or r[3] == "1.0x" for r in rows)
+
+
+def test_bench_rejects_families_without_settings(capsys):
+    code, _, err = run_cli(["bench", "--families", "radial", "--samples", "10"], capsys)
+    assert code == 2 and "no benchmark settings" in err

@@ -488,6 +488,22 @@ def _cmd_validate(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from . import benchmark
+    try:
+        noises = benchmark.default_noises(args.sigma, args.families)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"N = {args.samples}, d = {args.dim}, M = {args.shifts}, float32 samples; backends: "
+          f"{', '.join(benchmark.backends.available_backends())}")
+    rows = []
+    for noise in noises:
+        rows += benchmark.time_backends(noise, args.samples, args.dim, args.shifts,
+                                        repeats=args.repeats)
+    print(benchmark.format_timings(rows), end="")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
     if args.n0 > args.n:
@@ -614,6 +630,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads (default 1: fastest for these tiny models)")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
     d.set_defaults(func=_cmd_demo)
+
+    bn = sub.add_parser("bench", **fmt, help="kernel throughput of each backend vs the torch reference",
+                        description="Times one radius-engine step (log-ratios of M shifts over N "
+                                    "samples, then threshold statistics) on every available "
+                                    "backend against the pure-torch reference in the same run, "
+                                    "and checks their outputs agree. Full benchmarks: "
+                                    "python -m pytest bench --benchmark-only -s")
+    bn.add_argument("--families", nargs="+", type=_family_arg, metavar="NAME",
+                    help="noise families (default: every i.i.d. compiled family)")
+    bn.add_argument("--samples", type=_int_arg(1), default=4000, help="samples N")
+    bn.add_argument("--dim", type=_int_arg(1), default=1024, help="dimension d")
+    bn.add_argument("--shifts", type=_int_arg(1), default=8, help="shifts M per call")
+    bn.add_argument("--sigma", type=_positive, default=0.5, help="noise sigma")
+    bn.add_argument("--repeats", type=_int_arg(1), default=3,
+                    help="timed calls per compiled backend (the best is reported)")
+    bn.set_defaults(func=_cmd_bench)
     add_scale_commands(sub, fmt)
     add_optimize_commands(sub, fmt)
     add_table_command(sub, fmt)
