@@ -282,7 +282,7 @@ def score_setting(model: torch.nn.Module, noise: Noise, x: torch.Tensor, y: torc
                   file=sys.stderr, disable=not progress, dynamic_ncols=True):
         t0 = time.perf_counter()
         smooth.seed = _point_seed(seed, i)
-        label, p_a, p_b, _ = smooth._bounds(x[i].to(dev), n0, n, alpha, batch_size)
+        label, p_a, p_b, _ = smooth.probability_bounds(x[i].to(dev), n0, n, alpha, batch_size)
         labels.append(label)
         p_as.append(p_a)
         p_bs.append(p_b)

@@ -126,7 +126,7 @@ class Smooth:
                 batch_size: int) -> Tuple[int, float]:
         """(label, radius) in this Smooth's norm; (ABSTAIN, 0.0) when nothing is certified.
         The label is chosen on ``n0`` draws, its probability bounded on ``n`` fresh ones."""
-        label, p_a, p_b, dim = self._bounds(x, n0, n, alpha, batch_size)
+        label, p_a, p_b, dim = self.probability_bounds(x, n0, n, alpha, batch_size)
         if label == self.ABSTAIN:
             return self.ABSTAIN, 0.0
         return label, self._radius(p_a, p_b, self.norm, dim)
@@ -140,14 +140,17 @@ class Smooth:
         if not norms:
             raise ValueError("norms must not be empty")
         exponents = {q: check_norm(q) for q in norms}
-        label, p_a, p_b, dim = self._bounds(x, n0, n, alpha, batch_size)
+        label, p_a, p_b, dim = self.probability_bounds(x, n0, n, alpha, batch_size)
         if label == self.ABSTAIN:
             return self.ABSTAIN, {q: 0.0 for q in norms}
         return label, {q: self._radius(p_a, p_b, p, dim) for q, p in exponents.items()}
 
     # -- steps ---------------------------------------------------------------------------------
-    def _bounds(self, x, n0, n, alpha, batch_size):
-        """(label, p_a, p_b, dim); label ABSTAIN when p_a cannot beat p_b (binary: 1/2)."""
+    def probability_bounds(self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int):
+        """(label, p_a, p_b, dim) behind ``certify``: the class chosen on ``n0`` draws, a lower
+        bound p_a of its probability from ``n`` fresh draws (and, multiclass, an upper bound p_b
+        of the runner-up; None binary), dim = x.numel(); label ABSTAIN when p_a cannot beat p_b
+        (binary: 1/2). For tools that turn the bounds into radii themselves (I-OPT, C-OPT)."""
         n, n0 = check_int(n, "n", 1), check_int(n0, "n0", 1)
         if n0 > n:
             raise ValueError(f"n0 ({n0}) must not exceed n ({n}): n0 selects, n estimates")
