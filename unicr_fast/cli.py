@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import inspect
-import json
 import math
 import os
 import sys
@@ -20,6 +19,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from . import curve as curve_mod
+from . import outfiles
 from ._validation import check_norm
 from .cli_optimize import add_optimize_commands
 from .cli_scale import add_scale_commands
@@ -175,7 +175,7 @@ def _device(name: str) -> str:
 
 
 # -- certify ----------------------------------------------------------------------------------
-PARAMS_SUFFIX = ".params.json"
+PARAMS_SUFFIX = outfiles.PARAMS_SUFFIX
 #: Settings that change the numbers: a resumed run must use the same ones.
 _RESUME_KEYS = ("noise", "norm", "n0", "n", "alpha", "skip", "seed", "multiclass",
                 "radius_samples", "model_sha256", "data_sha256", "radius_table_sha256")
@@ -212,17 +212,10 @@ def _sha256_tensors(*tensors) -> str:
 
 
 def _lock(fh, out: str) -> None:
-    """Exclusive lock on the open output, so two runs never append to one file (POSIX only;
-    released when the process ends, however it ends)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks, no protection
-        return
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    """Exclusive lock on the open output, so two runs never append to one file."""
+    if not outfiles.try_lock(fh):
         raise UsageError(f"another process is writing --out {out}; wait for it to finish or "
-                         f"choose another --out") from None
+                         f"choose another --out")
 
 
 def resume_rows(fh, out: str) -> List[tuple]:
@@ -254,41 +247,17 @@ def resume_rows(fh, out: str) -> List[tuple]:
     return rows
 
 
-def _append(fh, line: str) -> None:
-    """One line, durably: written, flushed and fsynced before the next input starts."""
-    fh.write(line.encode("utf-8"))
-    fh.flush()
-    os.fsync(fh.fileno())
+_append = outfiles.append_line
+_write_settings = outfiles.write_settings
 
 
 def _check_settings(out: str, settings: Dict) -> None:
     """Refuse to resume ``out`` if its recorded settings differ from ``settings``."""
-    path = out + PARAMS_SUFFIX
-    if not os.path.exists(path):
-        print(f"warning: {path} is missing, so the settings of the rows in {out} cannot be "
-              f"checked; resuming", file=sys.stderr)
-        return
-    with open(path) as f:
-        try:
-            old = json.load(f)
-        except json.JSONDecodeError:
-            return
-    if isinstance(old, dict):
-        diff = [f"{k}: {old.get(k)!r} there, {settings[k]!r} now" for k in _RESUME_KEYS
-                if old.get(k) != settings[k]]
-        if diff:
-            raise UsageError(
-                f"--out {out} holds rows of a run with other settings ({'; '.join(diff)}); "
-                f"rerun with the same settings to resume, or choose another --out")
-
-
-def _write_settings(out: str, settings: Dict) -> None:
-    path = out + PARAMS_SUFFIX
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(settings, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    diff = outfiles.settings_differences(out, settings, _RESUME_KEYS)
+    if diff:
+        raise UsageError(
+            f"--out {out} holds rows of a run with other settings ({'; '.join(diff)}); "
+            f"rerun with the same settings to resume, or choose another --out")
 
 
 def load_data_and_model(data, model, dev):

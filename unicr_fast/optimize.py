@@ -26,7 +26,6 @@ numerics scale too: its brackets, caps and tolerances are relative to sigma.)
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 
 from . import curve as curve_mod
+from . import outfiles
 from ._validation import check_int, check_norm, check_positive, check_probability_open
 from .confidence import clopper_pearson_lower, clopper_pearson_upper
 from .noise import FAMILIES, GeneralNormal, Gaussian, Noise, make
@@ -436,9 +436,9 @@ def _open_resumable(out: str, header: str, settings: Dict):
                 fh.truncate(len(text[:span].encode("utf-8")))
         else:   # empty, header only, or killed while writing the header: start afresh
             fh.truncate(0)
-            _append(fh, header)
+            outfiles.append_line(fh, header)
         fh.seek(0, os.SEEK_END)
-        _write_params(out, settings)
+        outfiles.write_settings(out, settings)
         return fh, rows
     except BaseException:
         fh.close()
@@ -446,46 +446,17 @@ def _open_resumable(out: str, header: str, settings: Dict):
 
 
 def _lock(fh, out: str) -> None:
-    try:
-        import fcntl
-    except ImportError:  # no advisory locks (Windows)
-        return
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    if not outfiles.try_lock(fh):
         raise ValueError(f"another process is writing '{out}'; wait for it or choose another "
-                         f"out") from None
-
-
-def _append(fh, line: str) -> None:
-    fh.write(line.encode("utf-8"))
-    fh.flush()
-    os.fsync(fh.fileno())
+                         f"out")
 
 
 def _check_params(out: str, settings: Dict) -> None:
-    path = out + ".params.json"
-    try:
-        with open(path) as f:
-            old = json.load(f)
-    except (OSError, json.JSONDecodeError):
-        print(f"warning: {path} is missing or unreadable, so the settings of the rows in {out} "
-              f"cannot be checked; resuming", file=sys.stderr)
-        return
-    diff = [f"{k}: {old.get(k)!r} there, {v!r} now" for k, v in settings.items()
-            if old.get(k) != v]
+    diff = outfiles.settings_differences(out, settings)
     if diff:
         raise ValueError(f"out '{out}' holds scores of a run with other settings "
                          f"({'; '.join(diff)}); rerun with the same settings to resume, or "
                          f"choose another out")
-
-
-def _write_params(out: str, settings: Dict) -> None:
-    tmp = out + ".params.json.tmp"
-    with open(tmp, "w") as f:
-        json.dump(settings, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, out + ".params.json")
 
 
 def _same_setting(a: Noise, b: Noise) -> bool:
@@ -603,7 +574,7 @@ def copt(train_fn: Callable[[Noise], torch.nn.Module], x_val: torch.Tensor, y_va
                 if certify_dir is not None:
                     _write_certify_tsv(res, os.path.join(certify_dir, noise_tag(noise) + ".tsv"))
                 if fh is not None:
-                    _append(fh, _copt_line(row, columns))
+                    outfiles.append_line(fh, _copt_line(row, columns))
                 rows.append(row)
                 bar.update(1)
     finally:
