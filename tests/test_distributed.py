@@ -14,6 +14,9 @@ import sys
 import pytest
 import torch
 import torch.distributed as dist
+from test_cli import HEADER
+from test_cli import data_rows as rows
+from test_cli import without_time as no_time
 
 import unicr_fast as uc
 from unicr_fast import cli, distributed as D
@@ -22,7 +25,6 @@ pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_availa
                                 reason="torch.distributed with gloo is not available")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HEADER = "idx\tlabel\tpredict\tradius\tcorrect\ttime"
 GAUSS = ["--noise", "gaussian", "--sigma", "0.25", "--norm", "2"]
 # Laplace l1 through the radius engine (small N: the point is that every rank gets its numbers).
 LAPLACE = ["--noise", "laplace", "--sigma", "0.25", "--norm", "1", "--radius-samples", "2000"]
@@ -30,19 +32,6 @@ LAUNCH_TIMEOUT = 150
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def rows(path):
-    """Complete data lines of a certify TSV, split into fields."""
-    with open(path) as f:
-        text = f.read()
-    lines = text.split("\n")
-    assert lines[0] == HEADER
-    return [line.split("\t") for line in lines[1:-1]]
-
-
-def no_time(table):
-    return [r[:5] for r in table]
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
