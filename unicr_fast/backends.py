@@ -20,7 +20,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from .noise import Gaussian, Noise
+from .noise import Noise
 
 #: Two log-ratio values count as tied when |L - t| <= TIE_RTOL * max(1, |t|). Terms are computed
 #: and summed in float64, so values that are equal in exact arithmetic (e.g. Laplace atoms, the
@@ -40,31 +40,6 @@ def quantile_rank(p: float, n: int, lo: int) -> int:
     """ceil(p n), guarded against rounding just above an integer, clamped to [lo, n].
     Must agree with csrc/cpu/threshold_stats.cpp."""
     return int(min(n, max(lo, math.ceil(p * n - 1e-6))))
-
-
-# Rows of samples converted to float64 at once by the Gaussian GEMM (bounds the copy to 64 MiB).
-_GEMM_ELEMS_PER_CHUNK = 1 << 23
-
-
-def gaussian_log_ratio_gemm(sigma: float, eps: torch.Tensor, shifts: torch.Tensor):
-    """Gaussian log-ratios are linear in the noise: summing the terms of THEORY §5 gives
-        a = (eps . delta) / sigma^2 - |delta|^2 / (2 sigma^2),
-        b = (eps . delta) / sigma^2 + |delta|^2 / (2 sigma^2),
-    so all M shifts cost one float64 matrix product per chunk of rows (BLAS), not M passes of
-    per-element log-densities. Rounding: k u sum_j |eps_j delta_j| / sigma^2, the same order as
-    summing the terms one by one."""
-    N, d = eps.shape
-    shifts = shifts.to(device=eps.device, dtype=torch.float64)
-    inv_var = 1.0 / (sigma * sigma)
-    half_norm = (shifts * shifts).sum(1, keepdim=True) * (0.5 * inv_var)   # M x 1
-    a = torch.empty(shifts.shape[0], N, dtype=torch.float64, device=eps.device)
-    b = torch.empty_like(a)
-    rows = max(1, _GEMM_ELEMS_PER_CHUNK // d)
-    for lo in range(0, N, rows):
-        dot = (shifts @ eps[lo:lo + rows].to(torch.float64).T).mul_(inv_var)
-        torch.sub(dot, half_norm, out=a[:, lo:lo + rows])
-        torch.add(dot, half_norm, out=b[:, lo:lo + rows])
-    return a, b
 
 
 class TorchBackend:
@@ -152,8 +127,6 @@ class CpuBackend:
         self.num_threads = num_threads
 
     def log_ratio(self, noise, eps, shifts):
-        if isinstance(noise, Gaussian):
-            return gaussian_log_ratio_gemm(noise.sigma, eps, shifts)
         a, b = self._m.log_ratio(eps.numpy(), shifts.to(torch.float64).contiguous().numpy(),
                                  noise.family_id, noise.kernel_params, self.num_threads)
         return torch.from_numpy(a), torch.from_numpy(b)
