@@ -89,9 +89,10 @@ def test_noise_without_dim_is_bound_where_the_dimension_is_known():
 
 @pytest.mark.parametrize("q", QS)
 @pytest.mark.parametrize("beta, dim", [(0.8, 5), (2.0, 40), (3.0, 1)])
-def test_norm_law_is_gamma(q, beta, dim):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_norm_law_is_gamma(q, beta, dim, dtype):
     noise = Radial(0.7, q, beta, dim)
-    w = draws(noise, 20_000)
+    w = draws(noise, 20_000, dtype=dtype).double()
     energy = (uc.radial.lq_norm(w, noise.q) / noise.a) ** beta
     assert stats.kstest(energy.numpy(), stats.gamma(dim / beta).cdf).pvalue > KS_ALPHA
 
@@ -131,9 +132,10 @@ def test_q_equal_beta_is_iid_generalised_normal(q):
 
 
 @pytest.mark.parametrize("q", QS)
-def test_per_coordinate_std_is_sigma(q):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_per_coordinate_std_is_sigma(q, dtype):
     noise = Radial(0.7, q, 1.2, 30)
-    x = draws(noise, 40_000, seed=4)[:, 0]          # one coordinate per vector: i.i.d. draws
+    x = draws(noise, 40_000, seed=4, dtype=dtype)[:, 0].double()   # one coordinate per vector
     var, se = float((x ** 2).mean()), float((x ** 2).std()) / math.sqrt(len(x))
     assert abs(var - 0.49) < 5 * se
 

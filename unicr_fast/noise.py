@@ -90,7 +90,11 @@ class Noise:
             raise ValueError(f"shape must be non-negative, got {shape}")
         if device is None:
             device = generator.device if generator is not None else torch.device("cpu")
-        return self._sample64(shape, generator, torch.device(device)).to(dtype)
+        return self._sample(shape, generator, torch.device(device), dtype)
+
+    def _sample(self, shape, generator, device, dtype) -> torch.Tensor:
+        """Draws in ``dtype``: float64 draws rounded, unless a family does better."""
+        return self._sample64(shape, generator, device).to(dtype)
 
     @property
     def kernel_params(self) -> np.ndarray:

@@ -161,36 +161,47 @@ class Radial(Noise):
 
     # -- sampling -------------------------------------------------------------------------------
     def _sample64(self, shape, generator, device):
-        """Exact draws (module doc); the first axis counts vectors, the rest form one vector."""
+        return self._sample(shape, generator, device, torch.float64)
+
+    def _sample(self, shape, generator, device, dtype):
+        """Exact draws (module doc); the first axis counts vectors, the rest form one vector.
+        The direction is drawn in ``dtype`` (float32 draws need no float64 pass over N x d), its
+        norm accumulated and the radius drawn in float64."""
         if self.dim is None and len(shape) >= 2:
-            return self.bound(math.prod(shape[1:]))._sample64(shape, generator, device)
+            return self.bound(math.prod(shape[1:]))._sample(shape, generator, device, dtype)
         if len(shape) < 2 or math.prod(shape[1:]) != self.dim:
             raise ValueError(f"radial noise draws vectors: shape must be (n, *vector_shape) with "
                              f"the vector's sizes multiplying to dim = {self.dim}, got {shape}")
         n = shape[0]
-        g = self._angular(n, generator, device)
+        g = self._angular(n, generator, device, dtype)
         conc = torch.full((n,), self.dim / self.beta, dtype=torch.float64, device=device)
         radius = self.a * torch._standard_gamma(conc, generator=generator).pow(1.0 / self.beta)
-        norm = lq_norm(g, self.q)
-        return (g * (radius / norm).unsqueeze(1)).reshape(shape)
+        if self.q in (1.0, 2.0):   # no under/overflow to guard against: one fused pass
+            norm = torch.linalg.vector_norm(g, ord=self.q, dim=1, dtype=torch.float64)
+        else:
+            norm = lq_norm(g.to(torch.float64), self.q)
+        return g.mul_((radius / norm).to(dtype).unsqueeze(1)).reshape(shape)
 
-    def _angular(self, n, generator, device) -> torch.Tensor:
+    def _angular(self, n, generator, device, dtype) -> torch.Tensor:
         """n x dim i.i.d. draws of density ∝ exp(-|t/c|^q) for some scale c (the direction
         g / ||g||_q does not see c): normal for q = 2, Laplace for q = 1, uniform on [-1, 1]
-        for q = inf; otherwise |t| = Gamma(1 + 1/q)^(1/q) * U, the Gamma(1/q)^(1/q) magnitude
-        without underflow for large q (G U^(1/alpha), G ~ Gamma(alpha + 1), is Gamma(alpha))."""
+        for q = inf, in ``dtype``; otherwise |t| = Gamma(1 + 1/q)^(1/q) * U in float64, the
+        Gamma(1/q)^(1/q) magnitude without underflow for large q (G U^(1/alpha),
+        G ~ Gamma(alpha + 1), is Gamma(alpha))."""
         shape = (n, self.dim)
         if self.q == 2.0:   # the common cases skip the (slow) gamma draws
-            return torch.randn(shape, generator=generator, device=device, dtype=torch.float64)
-        u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
+            return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        general = not (math.isinf(self.q) or self.q == 1.0)
+        work = torch.float64 if general else dtype
+        tiny = torch.finfo(work).tiny
+        mag = torch.rand(shape, generator=generator, device=device, dtype=work).clamp_min_(tiny)
         if self.q == 1.0:
-            u = u.clamp_min_(torch.finfo(torch.float64).tiny).log_().neg_()   # Exp(1)
-        sign = torch.randint(0, 2, shape, generator=generator, device=device).to(torch.float64)
-        mag = u.clamp_min_(torch.finfo(torch.float64).tiny)
-        if not (math.isinf(self.q) or self.q == 1.0):
+            mag = mag.log_().neg_()   # Exp(1)
+        sign = torch.randint(0, 2, shape, generator=generator, device=device).to(work)
+        if general:
             conc = torch.full(shape, 1.0 + 1.0 / self.q, dtype=torch.float64, device=device)
             mag = mag * torch._standard_gamma(conc, generator=generator).pow(1.0 / self.q)
-        return mag * sign.mul_(2).sub_(1)
+        return (mag * sign.mul_(2).sub_(1)).to(dtype)
 
     # -- the log-ratio in pieces (THEORY §2 with mu radial) ----------------------------------------
     def kernel_scalars(self):
