@@ -498,7 +498,7 @@ class _HelpFormatter(argparse.HelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="unicr", description="Certified robustness by randomized smoothing for any i.i.d. "
-                                  "noise and any l_p norm (UniCR).")
+                                  "(or radial) noise and any l_p norm (UniCR).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     fmt = {"formatter_class": _HelpFormatter}
 
