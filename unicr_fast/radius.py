@@ -82,7 +82,6 @@ class _MarginEvaluator:
             out[lo:lo + len(r)] = margins(stats, pa, pb, self.binary, self.slack).cpu().numpy()
         return out
 
-
     def _log_ratio(self, shifts: torch.Tensor, k: int):
         """Kernel call for shifts supported on the first k coordinates."""
         if isinstance(self.eps, PhiloxRows):   # not stored: regenerated inside the kernel
@@ -310,7 +309,7 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
                      method: str = "mc", return_details: bool = False):
     """Certified l_p radius of a smoothed classifier with top-class probability >= ``p_a``
     (and runner-up <= ``p_b``; ``None`` = binary bound, Theorem 3) under ``noise`` (i.i.d., or
-    radial built for this ``dim``) in dimension ``dim``.
+    radial: bound to ``dim``) in dimension ``dim``.
 
     Returns a float (an ndarray if ``p_a`` is an array; one sample set is shared). 0.0 where
     nothing can be certified (p_a <= p_b, or p_a <= 1/2 binary). The radius is the smallest
