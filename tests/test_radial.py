@@ -61,8 +61,8 @@ def test_parameters_catalogue_and_scale():
     assert again.params == {"a": noise.a, "q": math.inf, "beta": 1.5, "dim": 6}
     # q = beta: the scale is the generalised normal's
     assert Radial(0.5, 1.5, 1.5, 9).a == pytest.approx(GeneralNormal(0.5, 1.5).a, rel=1e-13)
-    with pytest.raises(TypeError, match="log_density"):
-        noise.log_pdf(torch.zeros(3))
+    w = torch.randn(4, 6, dtype=torch.float64)
+    assert torch.equal(noise.log_pdf(w), noise.log_density(w))     # per vector: no 1-D factor
     with pytest.raises(TypeError, match="kernel"):
         noise.kernel_params
 

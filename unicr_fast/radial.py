@@ -1,7 +1,7 @@
 """Radial noise on R^d: mu(w) ∝ exp(-(||w||_q / a)^beta), q in (0, inf], beta > 0.
 
 Not a product of 1-D densities (unless q = beta, when it is i.i.d. generalised normal), so it
-has no per-coordinate ``log_pdf``; the log-ratio of a shift needs only l_q norms:
+has no per-coordinate density (its ``log_pdf`` is per vector); the log-ratio of a shift needs only l_q norms:
 
     L_delta(w) = (||w||_q / a)^beta - (||w - delta||_q / a)^beta.
 
@@ -118,8 +118,8 @@ class Radial(Noise):
 
     # -- i.i.d.-only parts of the Noise interface do not exist here -----------------------------
     def log_pdf(self, x):
-        raise TypeError("radial noise is not a product of 1-D densities: use log_density(w) on "
-                        "whole vectors")
+        """Radial noise has no 1-D factor: the log-density of whole vectors (``log_density``)."""
+        return self.log_density(x)
 
     def _kernel_values(self):
         raise TypeError("radial noise has its own kernel (backends.log_ratio_radial)")
