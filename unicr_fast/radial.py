@@ -1,7 +1,8 @@
 """Radial noise on R^d: mu(w) ∝ exp(-(||w||_q / a)^beta), q in (0, inf], beta > 0.
 
 Not a product of 1-D densities (unless q = beta, when it is i.i.d. generalised normal), so it
-has no per-coordinate density (its ``log_pdf`` is per vector); the log-ratio of a shift needs only l_q norms:
+has no per-coordinate density (its ``log_pdf`` is per vector); the log-ratio of a shift needs
+only l_q norms:
 
     L_delta(w) = (||w||_q / a)^beta - (||w - delta||_q / a)^beta.
 
