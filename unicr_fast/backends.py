@@ -236,6 +236,12 @@ def _check_matrix(t, name, dtypes, rows_only=False):
         raise ValueError(f"{name} must be contiguous (call .contiguous() first)")
 
 
+def kernel_rows(impl, eps: torch.Tensor) -> torch.Tensor:
+    """``eps`` as ``impl`` reads it: the CPU kernels take a column prefix of wider rows as it is,
+    the CUDA kernels whole contiguous rows (the prefix is copied)."""
+    return eps.contiguous() if impl.name == "cuda" else eps
+
+
 def _check_log_ratio_inputs(noise, eps, shifts) -> None:
     if not isinstance(noise, Noise):
         raise TypeError(f"noise must be a unicr_fast.noise.Noise, got {type(noise).__name__}")
@@ -257,17 +263,15 @@ def log_ratio(noise: Noise, eps: torch.Tensor, shifts: torch.Tensor, backend: st
     float64 tensors; ``a`` may hold -inf and ``b`` +inf where a support ends, never NaN.
     Radial noise: d must be the noise's dim (whole vectors); see ``log_ratio_radial``."""
     _check_log_ratio_inputs(noise, eps, shifts)
+    noise = noise.bound(eps.shape[1])   # radial: whole vectors (a prefix: log_ratio_radial)
     if not noise.iid:
-        noise = noise.bound(eps.shape[1])   # whole vectors (a prefix goes to log_ratio_radial)
         tail = torch.zeros(eps.shape[0], dtype=torch.float64, device=eps.device)
         return log_ratio_radial(noise, eps, shifts, tail, backend)
     bound = noise.support_bound()
     if math.isfinite(bound) and bool((eps.abs() > bound).any()):
         raise ValueError(f"eps has values outside the support [-{bound:g}, {bound:g}] of {noise.name}")
     impl = get_backend(backend, eps.device, noise)
-    if impl.name == "cuda":
-        eps = eps.contiguous()   # the CUDA kernels read whole rows (a column prefix is copied)
-    return impl.log_ratio(noise, eps, shifts.to(torch.float64).contiguous())
+    return impl.log_ratio(noise, kernel_rows(impl, eps), shifts.to(torch.float64).contiguous())
 
 
 def log_ratio_radial(noise: Noise, eps: torch.Tensor, shifts: torch.Tensor, tail: torch.Tensor,
@@ -292,9 +296,8 @@ def log_ratio_radial(noise: Noise, eps: torch.Tensor, shifts: torch.Tensor, tail
     if not bool(torch.isfinite(tail).all()) or bool((tail < 0).any()):
         raise ValueError("tail must be finite and >= 0")
     impl = get_backend(backend, eps.device, noise)
-    if impl.name == "cuda":
-        eps = eps.contiguous()   # the CUDA kernels read whole rows (a column prefix is copied)
-    return impl.log_ratio_radial(noise, eps, shifts.to(torch.float64).contiguous(), tail)
+    shifts = shifts.to(torch.float64).contiguous()
+    return impl.log_ratio_radial(noise, kernel_rows(impl, eps), shifts, tail)
 
 
 def threshold_stats(a: torch.Tensor, b: torch.Tensor, p_a, p_b, tie_rtol: float = TIE_RTOL,

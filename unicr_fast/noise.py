@@ -61,6 +61,11 @@ class Noise:
         """Whether the cpu/cuda backends have a log-ratio kernel for this noise."""
         return self.family_id is not None
 
+    def bound(self, dim) -> "Noise":
+        """This noise for inputs of ``dim`` entries: i.i.d. noise is the same in every
+        dimension (radial noise overrides this: its density lives on R^dim)."""
+        return self
+
     def __init__(self, sigma: float):
         self.sigma = check_positive(sigma, "sigma")
 

@@ -87,9 +87,7 @@ class _MarginEvaluator:
         if isinstance(self.eps, PhiloxRows):   # not stored: regenerated inside the kernel
             e = self.eps
             return self.backend.log_ratio_philox(self.noise, e.seed, e.rows, k, shifts, e.dtype)
-        eps = self.eps[:, :k]
-        if self.backend.name == "cuda":
-            eps = eps.contiguous()
+        eps = backends.kernel_rows(self.backend, self.eps[:, :k])
         if self.tails is None:
             return self.backend.log_ratio(self.noise, eps, shifts)
         # radial: the coordinates past k enter through their l_q statistic
@@ -339,8 +337,7 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
     if dim is None:
         raise TypeError("dim is required: the input dimension d")
     dim = check_int(dim, "dim", 1)
-    if not noise.iid:
-        noise = noise.bound(dim)     # radial noise lives on R^dim
+    noise = noise.bound(dim)     # radial noise lives on R^dim
     num_samples = check_int(num_samples, "num_samples", 1)
     search_samples = check_int(search_samples, "search_samples", 1)
     seed = check_int(seed, "seed", 0)

@@ -220,8 +220,7 @@ class RadiusTable:
         binary/multiclass setting."""
         if not isinstance(noise, Noise):
             raise TypeError(f"noise must be a unicr_fast.noise.Noise, got {type(noise).__name__}")
-        if not noise.iid:
-            noise = noise.bound(check_int(dim, "dim", 1))   # radial noise lives on R^dim
+        noise = noise.bound(check_int(dim, "dim", 1))   # radial noise lives on R^dim
         diffs = []
         if isinstance(noise, Custom) or isinstance(self.noise, Custom):
             if noise is not self.noise:
@@ -283,7 +282,7 @@ class RadiusTable:
         not both). ``step`` / ``step_b``: logit steps of the p_a / p_b grids; ``chunk``: p_a
         points per engine call. ``radius_kwargs`` values must be JSON numbers, strings or bools.
         """
-        if isinstance(noise, Noise) and not noise.iid:
+        if isinstance(noise, Noise):
             noise = noise.bound(check_int(dim, "dim", 1))   # radial noise lives on R^dim
         settings = _settings(noise, norm, dim, multiclass, step, step_b, p_min, p_max, n, alpha,
                              num_samples, seed, method, radius_kwargs, chunk)

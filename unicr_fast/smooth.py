@@ -203,8 +203,7 @@ class Smooth:
     def _check_input(self, x, batch_size) -> None:
         check_int(batch_size, "batch_size", 1)
         check_input_tensor(x)
-        if not self.noise.iid:
-            self.noise.bound(x.numel())   # ValueError when built for another dimension
+        self.noise.bound(x.numel())   # radial noise: ValueError when built for another dim
         devices = {t.device for t in itertools.chain(self.model.parameters(), self.model.buffers())}
         if devices and devices != {x.device}:
             where = ", ".join(sorted(str(d) for d in devices))
