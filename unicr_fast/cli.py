@@ -104,7 +104,8 @@ def family_params(name: str) -> List[str]:
 
 def make_noise(name: str, sigma: float, params: Sequence = (), dim: Optional[int] = None) -> Noise:
     """A noise object from CLI pieces; bad parameters raise UsageError naming the valid ones.
-    ``dim``: the input dimension, for families whose density depends on it (radial)."""
+    ``dim``: the input dimension, for families whose density depends on it (radial); without
+    it they are bound to the data's dimension later (``bind_to_data``)."""
     extra = dict(params or ())
     takes = family_params(name)
     if "sigma" in extra:
@@ -113,10 +114,8 @@ def make_noise(name: str, sigma: float, params: Sequence = (), dim: Optional[int
         if "dim" in extra:
             raise UsageError(f"noise '{name}' takes its dimension from the input (--dim or the "
                              f"data), not from --param dim=...")
-        if dim is None:
-            raise UsageError(f"noise '{name}' needs the input dimension, which this command "
-                             f"does not know")
-        extra["dim"] = dim
+        if dim is not None:
+            extra["dim"] = dim
     unknown = sorted(set(extra) - set(takes))
     if unknown:
         valid = ", ".join(takes) if takes else "none"
@@ -128,18 +127,13 @@ def make_noise(name: str, sigma: float, params: Sequence = (), dim: Optional[int
         raise UsageError(f"bad parameter for noise '{name}': {exc}") from None
 
 
-def make_noise_for_data(name: str, sigma: float, params: Sequence, data: str) -> Noise:
-    """``make_noise`` for a command that reads ``data``: families that depend on the input
-    dimension (radial) get the dimension of its points."""
-    dim = None
-    if "dim" in family_params(name):
-        from .datasets import load_dataset
-        try:
-            x, _ = load_dataset(data)
-        except (FileNotFoundError, ValueError) as exc:
-            raise UsageError(f"--data: {exc}") from None
-        dim = int(math.prod(x.shape[1:]))
-    return make_noise(name, sigma, params, dim=dim)
+def bind_to_data(noise: Noise, x) -> Noise:
+    """``noise`` for the points of the data set ``x`` (N, ...): radial noise gets their
+    dimension; UsageError if it was built for another one."""
+    try:
+        return noise.bound(int(math.prod(x.shape[1:])))
+    except ValueError as exc:
+        raise UsageError(f"--noise: {exc}") from None
 
 
 def _noise_args(p: argparse.ArgumentParser) -> None:
@@ -306,6 +300,7 @@ def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int
     p = check_norm(norm)
     dev = _device(device)
     x, y, net, info = load_data_and_model(data, model, dev)
+    noise = bind_to_data(noise, x)
     num_classes = int(info["num_classes"])
     table = None
     if radius_table is not None:
@@ -384,7 +379,7 @@ def _cmd_radius(args) -> int:
 
 
 def _cmd_certify(args) -> int:
-    noise = make_noise_for_data(args.noise, args.sigma, args.param, args.data)
+    noise = make_noise(args.noise, args.sigma, args.param)
     if args.n0 > args.n:
         raise UsageError(f"--n0 ({args.n0}) must not exceed --n ({args.n}): n0 draws choose the "
                          f"class, n draws bound its probability")

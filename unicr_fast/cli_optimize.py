@@ -291,7 +291,7 @@ def _cmd_iopt(args) -> int:
     from .optimize import InputOptimizer
     from .smooth import Smooth
 
-    noise = cli.make_noise_for_data(args.noise, args.sigma, args.param, args.data)
+    noise = cli.make_noise(args.noise, args.sigma, args.param)
     if args.n0 > args.n:
         raise cli.UsageError(f"--n0 ({args.n0}) must not exceed --n ({args.n})")
     dev = cli._device(args.device)
@@ -300,6 +300,7 @@ def _cmd_iopt(args) -> int:
         x, _ = load_dataset(args.data)
     except (FileNotFoundError, ValueError) as exc:
         raise cli.UsageError(str(exc)) from None
+    noise = cli.bind_to_data(noise, x)
     smooth = Smooth(net, int(info["num_classes"]), noise=noise, norm=args.norm,
                     multiclass=args.multiclass, seed=args.seed,
                     radius_samples=args.radius_samples,

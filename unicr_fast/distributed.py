@@ -412,6 +412,7 @@ def _run_rank(env: DistEnv, coord, dev: str, data, model, noise, norm, out: str,
         try:
             p = check_norm(norm)
             x, y, net, info = cli.load_data_and_model(data, model, dev)
+            noise = cli.bind_to_data(noise, x)
             table = None if kw["radius_table"] is None else cli.certify_table(
                 kw["radius_table"], noise, p, int(math.prod(x.shape[1:])), kw["multiclass"],
                 n=kw["n"], alpha=kw["alpha"], num_samples=kw["radius_samples"], seed=kw["seed"],
