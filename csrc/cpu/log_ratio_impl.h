@@ -56,7 +56,8 @@ void run(const LogRatioArgs& g, Load load) {
   for (int64_t m = 0; m < M; ++m) {
     active[m] = active_length(g.shifts + m * d, d);
     max_active = std::max(max_active, active[m]);
-    if constexpr (F == kGaussian) half_sq[m] = 0.5 * row_dot(g.shifts + m * d, g.shifts + m * d, active[m]);
+    const double* row = g.shifts + m * d;
+    if constexpr (F == kGaussian) half_sq[m] = 0.5 * row_dot(row, row, active[m]);
   }
   double params[kMaxParams];
   std::copy(g.params, g.params + kMaxParams, params);
