@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "cpu/kernels.h"
 #include "cpu/parallel.h"
@@ -158,8 +159,11 @@ py::tuple log_ratio_radial(const py::array& eps, const py::array& shifts, const 
   return py::make_tuple(a, b);
 }
 
-F64Array threshold_stats(const py::array& a, const py::array& b, const py::array& p_a,
-                         const py::array& p_b, double tie_rtol, int num_threads) {
+// Checks shared by the statistics kernels (a, b: M x N float64 log-ratios, one p_a and p_b per
+// row); returns (M, N).
+std::pair<int64_t, int64_t> checked_stats_args(const py::array& a, const py::array& b,
+                                               const py::array& p_a, const py::array& p_b,
+                                               double tie_rtol) {
   require_2d(a, "a");
   require_2d(b, "b");
   require_c_contiguous(a, "a");
@@ -186,14 +190,38 @@ F64Array threshold_stats(const py::array& a, const py::array& b, const py::array
   for (int64_t i = 0; i < M * N; ++i)
     if (std::isnan(av[i]) || av[i] == std::numeric_limits<double>::infinity())
       value_error("a (X-side log-ratios) must not hold NaN or +inf");
-  F64Array stats({M, static_cast<int64_t>(uc::kNumStats)});
+  const double* bv = static_cast<const double*>(b.data());
+  for (int64_t i = 0; i < M * N; ++i)
+    if (std::isnan(bv[i])) value_error("b (Y-side log-ratios) must not hold NaN");
+  return {M, N};
+}
+
+using StatsKernel = void (*)(const double*, const double*, int64_t, int64_t, const double*,
+                             const double*, double, double*, int);
+
+F64Array run_stats(StatsKernel kernel, int num_stats, const py::array& a, const py::array& b,
+                   const py::array& p_a, const py::array& p_b, double tie_rtol, int num_threads) {
+  const auto [M, N] = checked_stats_args(a, b, p_a, p_b, tie_rtol);
+  F64Array stats({M, static_cast<int64_t>(num_stats)});
   const int threads = checked_threads(num_threads);
   {
     py::gil_scoped_release release;
-    uc::threshold_stats(av, static_cast<const double*>(b.data()), M, N, pa, pb, tie_rtol,
-                        stats.mutable_data(), threads);
+    kernel(static_cast<const double*>(a.data()), static_cast<const double*>(b.data()), M, N,
+           static_cast<const double*>(p_a.data()), static_cast<const double*>(p_b.data()),
+           tie_rtol, stats.mutable_data(), threads);
   }
   return stats;
+}
+
+F64Array threshold_stats(const py::array& a, const py::array& b, const py::array& p_a,
+                         const py::array& p_b, double tie_rtol, int num_threads) {
+  return run_stats(&uc::threshold_stats, uc::kNumStats, a, b, p_a, p_b, tie_rtol, num_threads);
+}
+
+F64Array pooled_stats(const py::array& a, const py::array& b, const py::array& p_a,
+                      const py::array& p_b, double tie_rtol, int num_threads) {
+  return run_stats(&uc::pooled_stats, uc::kNumPooledStats, a, b, p_a, p_b, tie_rtol,
+                   num_threads);
 }
 
 py::array sample(int family, const py::array& params, uint64_t seed, int64_t num_samples,
@@ -229,11 +257,15 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("threshold_stats", &threshold_stats, py::arg("a"), py::arg("b"), py::arg("p_a"),
         py::arg("p_b"), py::arg("tie_rtol"), py::arg("num_threads") = 0,
         "Tie-aware threshold statistics (THEORY §3); returns M x 8 float64.");
+  m.def("pooled_stats", &pooled_stats, py::arg("a"), py::arg("b"), py::arg("p_a"),
+        py::arg("p_b"), py::arg("tie_rtol"), py::arg("num_threads") = 0,
+        "Pooled worst-case probabilities t_A, P_Y(S_A), t_B, P_Y(S_B) (docs/theory.md §5); M x 4.");
   m.def("sample", &sample, py::arg("family"), py::arg("params"), py::arg("seed"),
         py::arg("num_samples"), py::arg("dim"), py::arg("single"), py::arg("num_threads") = 0,
         "Philox noise draws, N x d, float32 if single else float64 (same stream as the GPU).");
   m.def("quantile_rank", &uc::quantile_rank, py::arg("p"), py::arg("n"), py::arg("lo"));
   m.attr("num_stats") = uc::kNumStats;
+  m.attr("num_pooled_stats") = uc::kNumPooledStats;
   m.attr("max_params") = uc::kMaxParams;
   m.attr("default_num_threads") = uc::default_num_threads();
 }

@@ -1,6 +1,7 @@
 """The ``unicr`` command line: radius, certify (incl. resume), curve, validate, demo; and the
 data / checkpoint helpers behind it. Runs in well under three minutes on two cores: Gaussian
 noise (closed-form radius) wherever the radius engine is not the point of the test."""
+import json
 import math
 import os
 import signal
@@ -391,14 +392,83 @@ def test_second_writer_is_refused(small, tmp_path, capsys):
 
 
 def test_resume_a_file_without_settings_record(small, tmp_path, capsys):
-    """A TSV from another tool (Cohen et al.'s format, no .params.json) is resumed, with a
-    warning that its settings cannot be checked."""
+    """A TSV with rows but no readable .params.json (another tool's, Cohen et al.'s format, or a
+    deleted / damaged record) is not resumed unless --force-resume says its rows are of this run;
+    then they are kept and this run's settings recorded. No rows, no record: a fresh start."""
     out = tmp_path / "cohen.tsv"
-    out.write_text(HEADER + "\n0\t8\t8\t0.412\t1\t0:00:00.812345\n")
-    code, _, err = run_cli(certify_args(small, out, "--max", "3"), capsys)
-    assert code == 0 and "cannot be checked" in err
+    params = tmp_path / ("cohen.tsv" + cli.PARAMS_SUFFIX)
+    text = HEADER + "\n0\t2\t2\t0.412\t1\t0:00:00.812345\n"
+    for record in (None, "{not json", "[1, 2]", b"\xff\xfe"):
+        out.write_text(text)
+        if record is None:
+            params.unlink(missing_ok=True)
+        else:
+            params.write_bytes(record if isinstance(record, bytes) else record.encode())
+        code, _, err = run_cli(certify_args(small, out, "--max", "3"), capsys)
+        assert code == 2, (record, err)
+        assert "missing or unreadable" in err and "--force-resume" in err and str(out) in err
+        assert "Traceback" not in err and out.read_text() == text   # nothing appended
+        assert (record is None) == (not params.exists())             # nor recorded
+    code, _, err = run_cli(certify_args(small, out, "--max", "3", "--force-resume"), capsys)
+    assert code == 0 and "missing or unreadable" in err, err
     rows = data_rows(out)
     assert [r[0] for r in rows] == ["0", "1", "2"] and rows[0][3] == "0.412"
+    assert json.loads(params.read_text())["noise"] == {"name": "gaussian", "sigma": 0.25}
+    code, _, err = run_cli(certify_args(small, out), capsys)         # recorded now: no flag
+    assert code == 0 and "resumed after 3 rows" in err, err
+    for empty in ("", HEADER + "\n"):                                # no rows: start afresh
+        out.write_text(empty)
+        params.unlink()
+        code, _, err = run_cli(certify_args(small, out, "--max", "2"), capsys)
+        assert code == 0, err
+        assert [r[0] for r in data_rows(out)] == ["0", "1"] and params.exists()
+
+
+def test_force_resume_is_documented(capsys):
+    for command in ("certify", "iopt", "copt", "merge"):
+        code, out, _ = run_cli([command, "--help"], capsys)
+        assert code == 0 and "--force-resume" in out, command
+
+
+@pytest.mark.parametrize("line, words", [
+    ("1\t0\t0\tinf\t1\t0:00:01", "radius inf is not a finite number >= 0"),
+    ("1\t0\t0\tnan\t1\t0:00:01", "radius nan is not a finite number >= 0"),
+    ("1\t0\t0\t-0.5\t1\t0:00:01", "radius -0.5 is not a finite number >= 0"),
+    ("0\t2\t2\t0.5\t1\t0:00:01", "idx 0 is on line 2 already"),
+    ("9\t0\t0\t0.5\t1\t0:00:01", "idx 9, but the data set has 6 inputs"),
+    ("1\t7\t7\t0.5\t1\t0:00:01", "label 7, but input 1 of the data set has label 0"),
+    ("1\t0\t3\t0.5\t1\t0:00:01", "correct is 1 with predict 3 and label 0"),
+    ("1\t0\t0\t0.5\t1", "not a certify row (5 fields)"),
+    ("1\t0\t0\thalf\t1\t0:00:01", "not a certify row (could not convert"),
+    ("1\t0\t0\t0.5\t1\tnan", "time nan is not a duration"),
+], ids=["inf", "nan", "negative", "duplicate", "out_of_range", "label", "correct", "columns",
+        "unparsable", "time"])
+def test_resume_refuses_rows_this_run_cannot_have_written(small, tmp_path, capsys, line, words):
+    """A row certify could not have written is named by file and line, with exit code 2; the
+    file is left as it is (and ``unicr curve`` refuses what is wrong in the file alone). In
+    six.pt input 1 has label 0, input 2 label 4."""
+    out = tmp_path / "res.tsv"
+    assert run_cli(certify_args(small, out, "--max", "1"), capsys)[0] == 0
+    with open(out, "a") as f:
+        f.write(line + "\n2\t4\t4\t0.5\t1\t0:00:01\n")   # a good row after the bad one
+    text = out.read_text()
+    code, _, err = run_cli(certify_args(small, out), capsys)
+    assert code == 2 and "Traceback" not in err
+    assert f"'{out}' line 3" in err and words in err, err
+    assert "delete that line" in err and out.read_text() == text
+    if "data set" not in words:               # wrong in itself, not only for this data set
+        code, _, err = run_cli(["curve", out, "--no-plot"], capsys)
+        assert code == 2 and f"'{out}' line 3" in err and words in err, err
+
+
+
+def test_resume_refuses_rows_off_the_skip_grid(small, tmp_path, capsys):
+    out = tmp_path / "res.tsv"
+    assert run_cli(certify_args(small, out, "--skip", "2", "--max", "3"), capsys)[0] == 0
+    with open(out, "a") as f:
+        f.write("1\t0\t0\t0.5\t1\t0:00:01\n")
+    code, _, err = run_cli(certify_args(small, out, "--skip", "2"), capsys)
+    assert code == 2 and f"'{out}' line 4" in err and "idx 1 is not one of 0, 2, 4" in err, err
 
 
 # -- bench -------------------------------------------------------------------------------------

@@ -155,11 +155,16 @@ def test_merge_shards_is_idempotent_and_keeps_out(tmp_path):
     (tmp_path / "m.rank0.tsv").write_text(HEADER + "\n" + _line(0) + "\n" + _line(2) + "\n3\t1")
     (tmp_path / "m.rank1.tsv").write_text(HEADER + "\n" + _line(1) + "\n")
     out.write_text(HEADER + "\n" + _line(5) + "\n" + _line(1) + "\n")
-    s = D.merge_shards(out)
+    before = out.read_text()
+    with pytest.raises(cli.UsageError, match="m.tsv, .*m.rank0.tsv, .*m.rank1.tsv hold.s. rows "
+                                             "but no readable settings record.*--force-resume"):
+        D.merge_shards(out)            # no .params.json anywhere: nothing says they belong together
+    assert out.read_text() == before
+    s = D.merge_shards(out, force_resume=True)
     first = out.read_text()
     assert first == HEADER + "\n" + "".join(_line(i) + "\n" for i in (0, 1, 2, 5))
     assert (s.rows, s.added, s.duplicates) == (4, 2, 1)
-    s = D.merge_shards(out)
+    s = D.merge_shards(out, force_resume=True)
     assert out.read_text() == first and (s.added, s.duplicates) == (0, 3)
 
 
@@ -174,6 +179,27 @@ def test_merge_refuses_shards_of_other_runs(tmp_path):
         D.merge_shards(out)
     with pytest.raises(cli.UsageError, match="no shard files"):
         D.merge_shards(tmp_path / "none.tsv")
+    # a shard without its record (deleted, damaged) beside shards with one
+    (tmp_path / f"m.rank1.tsv{cli.PARAMS_SUFFIX}").write_text("{")
+    with pytest.raises(cli.UsageError, match="m.rank1.tsv hold.s. rows but no readable"):
+        D.merge_shards(out)
+    assert not out.exists() or out.read_text() == ""
+
+
+def test_merge_refuses_rows_certify_cannot_have_written(tmp_path, capsys):
+    out = tmp_path / "m.tsv"
+    (tmp_path / "m.rank0.tsv").write_text(HEADER + "\n" + _line(0) + "\n" + _line(2, "nan") + "\n")
+    (tmp_path / "m.rank1.tsv").write_text(HEADER + "\n" + _line(1) + "\n" + _line(1) + "\n")
+    for r in (0, 1):
+        (tmp_path / f"m.rank{r}.tsv{cli.PARAMS_SUFFIX}").write_text("{}")
+    code = cli.main(["merge", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "m.rank0.tsv' line 3 is not a certify result: radius nan" in err, err
+    (tmp_path / "m.rank0.tsv").write_text(HEADER + "\n" + _line(0) + "\n")
+    with pytest.raises(cli.UsageError, match="m.rank1.tsv' line 3 .*idx 1 is on line 2 already"):
+        D.merge_shards(out)
+    assert not out.exists() or out.read_text() == ""
 
 
 def test_generation_store_agrees_and_never_reads_an_earlier_attempt():
@@ -205,6 +231,46 @@ def test_generation_store_agrees_and_never_reads_an_earlier_attempt():
         seen.append(got[0])
         assert server.check([f"unicr_fast/generation{got[0]}/hello{r}" for r in range(3)])
     assert seen == sorted(set(seen))            # a new generation every attempt
+
+
+@pytest.fixture
+def one_rank(monkeypatch):
+    """torchrun's environment for a group of one: certify_distributed runs in this process."""
+    for key, value in dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0",
+                           WORLD_SIZE="1", LOCAL_RANK="0").items():
+        monkeypatch.setenv(key, value)
+
+
+def test_rank_refuses_rows_and_records_it_cannot_check(ws, tmp_path, one_rank):
+    """What a rank resumes -- its shard and the merged file -- is checked as certify checks: rows
+    of this run's data set (file and line named), settings recorded unless --force-resume."""
+    out = tmp_path / "r.tsv"
+    shard = D.shard_path(out, 0)
+
+    def run(**kw):
+        return D.certify_distributed(ws["data"], ws["model"], uc.noise.Gaussian(0.25), 2, out,
+                                     n0=20, n=200, batch=100, max_idx=3, device="cpu",
+                                     progress=False, **kw)
+    assert run().written == 3
+    merged, good = out.read_text(), open(shard).read()
+    idx, label, pred, radius, correct, spent = rows(shard)[1]
+    other = next(c for c in map(str, range(10)) if c not in (label, pred))
+    edited = "\t".join([idx, other, other if correct == "1" else pred, radius, correct, spent])
+    for path in (shard, str(out)):       # input 1's label changed, in the shard / the merged file
+        text, line = open(path).read(), "\t".join(rows(path)[1])
+        with open(path, "w") as f:
+            f.write(text.replace(line, edited))
+        with pytest.raises(cli.UsageError, match=f"'{path}' line 3 is not a row of this run "
+                                                 f"\\(label {other}, but input 1 .* label {label}"):
+            run()
+        with open(path, "w") as f:
+            f.write(text)
+    os.unlink(shard + cli.PARAMS_SUFFIX)
+    with pytest.raises(cli.UsageError, match="rank0.tsv.params.json is missing.*--force-resume"):
+        run()
+    assert open(shard).read() == good
+    assert run(force_resume=True).resumed == 3
+    assert out.read_text() == merged and os.path.exists(shard + cli.PARAMS_SUFFIX)
 
 
 # -- torchrun ------------------------------------------------------------------------------------

@@ -156,6 +156,47 @@ def test_copt_resumes_an_interrupted_run(digits_parts, tmp_path):
         opt.copt(train_fn, x, y, grid, out=str(out), **{**kw, "n": 100})
 
 
+def test_copt_refuses_rows_it_cannot_check(digits_parts, tmp_path):
+    """Scores without a readable settings record are resumed only with force_resume; a line that
+    is no scored setting of this run is named by its number. The table is left as it is."""
+    d = digits_parts
+    x, y = d["x_val"][:4], d["y_val"][:4]
+    grid = opt.noise_grid("gaussian", sigma=(0.2, 0.3), beta=None)
+    kw = dict(n0=20, n=100, batch_size=100, progress=False)
+    out = tmp_path / "copt.tsv"
+    params = tmp_path / ("copt.tsv" + cli.PARAMS_SUFFIX)
+    opt.copt(lambda nz: d["noisy"], x, y, grid[:1], out=str(out), **kw)
+    good = out.read_text()
+    for record in (None, "{"):
+        if record is None:
+            params.unlink()
+        else:
+            params.write_text(record)
+        with pytest.raises(ValueError, match="missing or unreadable.*force_resume=True"):
+            opt.copt(lambda nz: d["noisy"], x, y, grid, out=str(out), **kw)
+        assert out.read_text() == good
+    res = opt.copt(lambda nz: d["noisy"], x, y, grid[:1], out=str(out), force_resume=True, **kw)
+    assert res.resumed == 1 and "val_sha256" in params.read_text()
+    for line, words in [("gaussian\t0.3\tnan\t0.5\t0\t4\t1.0", "score nan is not a finite"),
+                        ("gaussian\t0.3\t0.1\t1.5\t0\t4\t1.0", "accuracy 1.5 is not in"),
+                        ("gaussian\t0.2\t0.1\t0.5\t0\t4\t1.0", "scored on an earlier line"),
+                        ("gaussian\t0.3\t0.1\t0.5\t0\t5\t1.0", "scored on 5 validation points")]:
+        out.write_text(good + line + "\n")
+        with pytest.raises(ValueError, match="line 3 .*" + words):
+            opt.copt(lambda nz: d["noisy"], x, y, grid, out=str(out), **kw)
+        assert out.read_text() == good + line + "\n"
+
+
+def test_non_finite_model_outputs_are_refused_by_iopt():
+    class NaNModel(torch.nn.Module):
+        def forward(self, x):
+            return torch.full((x.shape[0], 2), math.nan)
+
+    iopt = opt.InputOptimizer(uc.Smooth(NaNModel(), 2, sigma=0.5), n_select=50)
+    with pytest.raises(ValueError, match=r"non-finite outputs \(NaN/inf\) for 10 of 10 noisy"):
+        iopt.certify(torch.zeros(3), 10, 100, 0.01, 50)
+
+
 # -- I-OPT ---------------------------------------------------------------------------------------
 def test_iopt_never_selects_below_the_start(digits_parts):
     """The start is always a candidate and the climb only moves to a strictly better score, so
@@ -304,6 +345,21 @@ def test_cli_iopt_writes_rows_and_chosen_settings(digits_parts, tmp_path, capsys
     assert code == 0 and "resumed after 3 rows" in err
     code, _, err = run_cli([*argv, "--sigma-factor", "2"], capsys)
     assert code == 2 and "sigma_factor" in err
+    # without its I-OPT record the rows are resumed only with --force-resume
+    (tmp_path / "iopt.tsv.iopt.json").unlink()
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and "iopt.tsv.iopt.json is missing or unreadable" in err
+    assert "--force-resume" in err
+    code, _, err = run_cli([*argv, "--force-resume"], capsys)
+    assert code == 0 and "warning" in err, err
+    assert (tmp_path / "iopt.tsv.iopt.json").exists()
+    # a row this run cannot have written: named, before the side files are touched
+    side_text = (tmp_path / "iopt.tsv.iopt.tsv").read_text()
+    with open(out, "a") as f:
+        f.write("5\t0\t0\tinf\t1\t0:00:01\n")
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and f"'{out}' line 6" in err and "radius inf" in err, err
+    assert (tmp_path / "iopt.tsv.iopt.tsv").read_text() == side_text
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -221,7 +221,7 @@ def test_bad_files_are_named(tables, tmp_path):
         "text.npz": ("not a radius table: it cannot be read", None),
         "plain.npz": ("without its 'meta' entry", dict(meta=None)),
         "other.npz": ("is not a unicr_fast.radius_table record", dict(meta=np.array("{}"))),
-        "version.npz": ("format version 99; this unicr_fast reads version 1",
+        "version.npz": ("format version 99; this unicr_fast reads version 2: rebuild it",
                         dict(meta=_meta(good, version=99))),
         "short.npz": ("corrupted radius table ('radii' has shape", dict(radii=radii[:-1])),
         "negative.npz": ("corrupted radius table", dict(radii=-radii)),
@@ -244,6 +244,38 @@ def test_bad_files_are_named(tables, tmp_path):
         assert message in str(err.value), (name, str(err.value))
     with pytest.raises(TypeError, match="path"):
         RadiusTable.load(3)
+
+
+def test_edited_tables_fail_the_integrity_check(tables, tmp_path):
+    """Edits that leave a well-formed table -- its norm in the metadata, its radii scaled, an
+    array added, the integrity entry itself -- would serve the radii of another table: refused."""
+    good = tmp_path / "good.npz"
+    tables["multi"].save(good)
+    with np.load(good, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        radii, radii_mc = z["radii"], z["radii_mc"]
+    assert meta["version"] == rt.VERSION == 2 and len(meta["integrity"]) == 64
+    cases = {
+        "norm.npz": dict(meta=_meta(good, settings=meta["settings"] | {"norm": 2.0})),
+        "complete.npz": dict(meta=_meta(good, complete=False)),
+        "scaled.npz": dict(radii=radii * 10),
+        "scaled_mc.npz": dict(radii_mc=radii_mc * 10),
+        "extra.npz": dict(extra=np.zeros(3)),
+        "hash.npz": dict(meta=_meta(good, integrity="0" * 64)),
+        "nohash.npz": dict(meta=np.array(json.dumps(
+            {k: v for k, v in meta.items() if k != "integrity"}))),
+    }
+    for name, change in cases.items():
+        _rewrite(good, tmp_path / name, **change)
+        with pytest.raises(ValueError, match="'.*" + name.replace(".", r"\.") +
+                           "' fails its integrity check.*rebuild it with `unicr table`"):
+            RadiusTable.load(tmp_path / name, finished=False)
+    # a table of the previous format (no integrity hash): refused, with the way out
+    _rewrite(good, tmp_path / "v1.npz", meta=_meta(good, version=1))
+    with pytest.raises(ValueError, match="format version 1; this unicr_fast reads version 2: "
+                                         "rebuild it with `unicr table`"):
+        RadiusTable.load(tmp_path / "v1.npz")
+    assert RadiusTable.load(good).sha256 == tables["multi"].sha256
 
 
 def test_custom_noise_tables_stay_in_memory(tmp_path):
@@ -291,6 +323,10 @@ def test_interrupted_build_resumes_to_the_same_table(tmp_path, monkeypatch):
     assert not partial.complete and 0 < np.isfinite(partial.radii).sum() < len(partial.radii)
     with pytest.raises(ValueError, match="unfinished radius table"):
         RadiusTable.load(path)
+    edited = tmp_path / "edited.npz"   # a checkpoint edited meanwhile is not resumed
+    _rewrite(path, edited, radii=partial.radii * 2)
+    with pytest.raises(ValueError, match="integrity check"):
+        build(**kw, path=edited)
     calls.clear()
     limit[0] = None
     resumed = build(**kw, path=path)
@@ -327,7 +363,7 @@ def test_p_max_from_n_and_alpha():
     (dict(p_max=0.52), ValueError, "at least one step"),
     (dict(p_max=0.9, n=100), ValueError, "give p_max or (n, alpha), not both"),
     (dict(p_max=1.0), ValueError, "p_max must lie in (0, 1)"),
-    (dict(method="fast"), ValueError, "method must be 'mc'"),
+    (dict(method="fast"), ValueError, "method must be one of"),
     (dict(radius_kwargs={"seed": 1}), ValueError, "must not set ['seed']"),
     (dict(radius_kwargs={"dtype": torch.float64}), TypeError, "JSON"),
     (dict(step=0), ValueError, "step must be finite and > 0"),

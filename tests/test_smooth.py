@@ -278,6 +278,32 @@ def test_model_output_shape_is_checked(model):
         uc.Smooth(model, 3, sigma=0.5).predict(torch.zeros(3), 100, 0.01, 50)
 
 
+class Broken(torch.nn.Module):
+    """Constant(3, 2), but rows i % every == 0 of a batch get ``value`` (NaN, inf) in class 1."""
+
+    def __init__(self, value, every):
+        super().__init__()
+        self.value, self.every = value, every
+
+    def forward(self, x):
+        out = Constant(3, 2)(x)
+        out[::self.every, 1] = self.value
+        return out
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_model_outputs_are_refused(value):
+    """argmax of a NaN row is 0: without the check such a model would be certified. Batches of
+    50, every 10th row bad: 5 of 50 selection draws (certify stops there), 10 of 100 (predict)."""
+    smooth = uc.Smooth(Broken(value, 10), 3, sigma=0.5)
+    with pytest.raises(ValueError, match=r"non-finite outputs \(NaN/inf\) for 5 of 50 noisy"):
+        smooth.certify(torch.zeros(3), 50, 100, 0.01, 50)
+    with pytest.raises(ValueError, match=r"for 10 of 100 noisy inputs"):
+        smooth.predict(torch.zeros(3), 100, 0.01, 50)
+    assert uc.Smooth(Broken(5.0, 10), 3, sigma=0.5).certify(torch.zeros(3), 50, 100, 0.01, 50)[0] \
+        == 2                                     # finite logits: counted as before
+
+
 def test_bad_norms():
     with pytest.raises(TypeError, match="norms"):
         good_smooth().certify_norms(torch.zeros(3), 10, 100, 0.01, 50, norms=2)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .noise import Noise
+from .thresholds import pooled_stats_reference
 
 #: Two log-ratio values count as tied when |L - t| <= TIE_RTOL * max(1, |t|). Terms are computed
 #: and summed in float64, so values that are equal in exact arithmetic (e.g. Laplace atoms, the
@@ -104,6 +105,9 @@ class TorchBackend:
             out[m] = torch.stack(self._row_stats(a[m], b[m], t_a.to(a.device), t_b.to(a.device), tie_rtol))
         return out
 
+    def pooled_stats(self, a, b, p_a, p_b, tie_rtol):
+        return pooled_stats_reference(a, b, p_a, p_b, tie_rtol)
+
     @staticmethod
     def _row_stats(a, b, t_a, t_b, tie_rtol):
         def tie(v, t):
@@ -149,6 +153,10 @@ class CpuBackend:
 
     def threshold_stats(self, a, b, p_a, p_b, tie_rtol):
         return torch.from_numpy(self._m.threshold_stats(
+            a.numpy(), b.numpy(), p_a.numpy(), p_b.numpy(), float(tie_rtol), self.num_threads))
+
+    def pooled_stats(self, a, b, p_a, p_b, tie_rtol):
+        return torch.from_numpy(self._m.pooled_stats(
             a.numpy(), b.numpy(), p_a.numpy(), p_b.numpy(), float(tie_rtol), self.num_threads))
 
 
@@ -300,10 +308,7 @@ def log_ratio_radial(noise: Noise, eps: torch.Tensor, shifts: torch.Tensor, tail
     return impl.log_ratio_radial(noise, kernel_rows(impl, eps), shifts, tail)
 
 
-def threshold_stats(a: torch.Tensor, b: torch.Tensor, p_a, p_b, tie_rtol: float = TIE_RTOL,
-                    backend: str = "auto") -> torch.Tensor:
-    """Tie-aware threshold statistics per row (see module doc); ``p_a``/``p_b`` are scalars or
-    one value per row. Returns an (M, 8) float64 tensor whose columns are ``STAT_NAMES``."""
+def _checked_stats_args(a, b, p_a, p_b, tie_rtol):
     _check_matrix(a, "a", (torch.float64,))
     _check_matrix(b, "b", (torch.float64,))
     if a.shape != b.shape:
@@ -319,8 +324,23 @@ def threshold_stats(a: torch.Tensor, b: torch.Tensor, p_a, p_b, tie_rtol: float 
         raise ValueError("a must not hold NaN or +inf, b must not hold NaN")
     if not (tie_rtol >= 0 and math.isfinite(tie_rtol)):
         raise ValueError(f"tie_rtol must be finite and >= 0, got {tie_rtol}")
-    impl = get_backend(backend, a.device)
-    return impl.threshold_stats(a, b, p_a, p_b, tie_rtol)
+    return p_a, p_b
+
+
+def threshold_stats(a: torch.Tensor, b: torch.Tensor, p_a, p_b, tie_rtol: float = TIE_RTOL,
+                    backend: str = "auto") -> torch.Tensor:
+    """Tie-aware threshold statistics per row (see module doc); ``p_a``/``p_b`` are scalars or
+    one value per row. Returns an (M, 8) float64 tensor whose columns are ``STAT_NAMES``."""
+    p_a, p_b = _checked_stats_args(a, b, p_a, p_b, tie_rtol)
+    return get_backend(backend, a.device).threshold_stats(a, b, p_a, p_b, tie_rtol)
+
+
+def pooled_stats(a: torch.Tensor, b: torch.Tensor, p_a, p_b, tie_rtol: float = TIE_RTOL,
+                 backend: str = "auto") -> torch.Tensor:
+    """The pooled estimator's (M, 4) float64 rows t_A, P_Y(S_A), t_B, P_Y(S_B)
+    (thresholds.pooled_stats_reference states them; the margins the radius engine uses)."""
+    p_a, p_b = _checked_stats_args(a, b, p_a, p_b, tie_rtol)
+    return get_backend(backend, a.device).pooled_stats(a, b, p_a, p_b, tie_rtol)
 
 
 def _per_row(p, M, name, device):

@@ -147,6 +147,15 @@ def _noise_args(p: argparse.ArgumentParser) -> None:
                    help="per-coordinate standard deviation of the noise (Cauchy: its scale)")
 
 
+def add_force_resume(p: argparse.ArgumentParser, what: str) -> None:
+    """--force-resume: resume rows whose settings record is missing or unreadable."""
+    p.add_argument("--force-resume", action="store_true",
+                   help=f"resume {what} even though its settings record (.params.json) is "
+                        f"missing or unreadable: its rows are taken to be of this run's "
+                        f"settings, which are then recorded (without it such a resume is "
+                        f"refused)")
+
+
 def _engine_device(name: str) -> str:
     """A --device for the radius engine: 'auto' is left to it (it picks CUDA only where the
     compiled CUDA backend is present too)."""
@@ -215,7 +224,8 @@ def _lock(fh, out: str) -> None:
 def resume_rows(fh, out: str) -> List[tuple]:
     """Complete rows already in the open file ``fh`` (binary, readable). A last line without
     its newline -- a write cut short by a kill -- is truncated away; a file that is not a
-    certify TSV raises UsageError and is left as it is."""
+    certify TSV, or holds a line that is not a row certify could have written (``parse_rows``),
+    raises UsageError naming it and is left as it is."""
     fh.seek(0)
     raw = fh.read()
     try:
@@ -229,6 +239,9 @@ def resume_rows(fh, out: str) -> List[tuple]:
             if text is None:
                 raise ValueError(f"'{out}' is not a text file")
             rows, span = curve_mod.parse_rows(text, out)
+        except curve_mod.BadRow as exc:
+            raise UsageError(f"--out {out} cannot be resumed: {exc}; delete that line (its input "
+                             f"is certified again) or choose another --out") from None
         except ValueError as exc:
             raise UsageError(f"--out {out} exists and is not a certify TSV that can be resumed "
                              f"({exc}); choose another --out or delete the file") from None
@@ -245,9 +258,32 @@ _append = outfiles.append_line
 _write_settings = outfiles.write_settings
 
 
-def _check_settings(out: str, settings: Dict) -> None:
-    """Refuse to resume ``out`` if its recorded settings differ from ``settings``."""
-    diff = outfiles.settings_differences(out, settings, _RESUME_KEYS)
+def check_rows_fit_data(rows: Sequence[tuple], out: str, y, skip: int) -> None:
+    """UsageError naming ``out`` and the line of the first of its ``rows`` (parsed, in file order
+    from line 2) that a run on the labels ``y`` with ``skip`` cannot have written: an idx outside
+    the data set or off the --skip grid, or a label other than the data set's."""
+    for num, (idx, label, *_) in enumerate(rows, start=2):
+        if idx >= len(y):
+            problem = f"idx {idx}, but the data set has {len(y)} inputs (0..{len(y) - 1})"
+        elif idx % skip:
+            problem = f"idx {idx} is not one of 0, {skip}, {2 * skip}, ... (--skip {skip})"
+        elif label != int(y[idx]):
+            problem = f"label {label}, but input {idx} of the data set has label {int(y[idx])}"
+        else:
+            continue
+        raise UsageError(f"--out {out} cannot be resumed: '{out}' line {num} is not a row of this "
+                         f"run ({problem}); delete that line (its input is certified again) or "
+                         f"choose another --out")
+
+
+def _check_settings(out: str, settings: Dict, force_resume: bool = False) -> None:
+    """Refuse to resume ``out`` (it holds rows) if its recorded settings differ from
+    ``settings``, or are missing or unreadable unless ``force_resume``."""
+    try:
+        diff = outfiles.settings_differences(out, settings, _RESUME_KEYS, force=force_resume,
+                                             flag="--force-resume")
+    except ValueError as exc:
+        raise UsageError(f"--out {exc}") from None
     if diff:
         raise UsageError(
             f"--out {out} holds rows of a run with other settings ({'; '.join(diff)}); "
@@ -284,13 +320,16 @@ def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int
                  n: int = 100_000, alpha: float = 0.001, batch: int = 1000, skip: int = 1,
                  max_idx: int = -1, seed: int = 0, multiclass: bool = False,
                  radius_samples: int = 100_000, device: str = "auto", progress: bool = True,
-                 smooth=None, radius_table=None) -> CertifySummary:
+                 smooth=None, radius_table=None, force_resume: bool = False) -> CertifySummary:
     """Certify inputs ``0, skip, 2 skip, ...`` (below ``max_idx`` unless it is -1) of ``data``
     with the checkpoint ``model`` and append Cohen et al.'s rows to ``out``, resuming it.
 
     Each row is written with flush + fsync as soon as it is computed; rows already in ``out``
-    are kept and skipped, an unfinished last line is dropped. The settings are kept in
-    ``out + '.params.json'``; resuming with different ones raises UsageError. ``smooth``: a
+    are kept and skipped, an unfinished last line is dropped; a line no run of these settings on
+    ``data`` could have written raises UsageError naming it. The settings are kept in
+    ``out + '.params.json'``; resuming with different ones raises UsageError, and so does
+    resuming rows whose record is missing or unreadable unless ``force_resume`` (the rows are
+    then taken to be of these settings, which are recorded). ``smooth``: a
     ready smoothed classifier (anything with ``certify`` and a ``seed`` attribute) to use
     instead of building ``unicr_fast.Smooth`` from the checkpoint. ``radius_table``: a
     ``RadiusTable`` or its path (built there first if missing, ``cli_table.certify_table``),
@@ -318,9 +357,11 @@ def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int
     # One handle for the whole run: locked, read (resume), truncated, appended to.
     with open(out, "a+b") as fh:
         _lock(fh, out)
-        done = {r[0] for r in resume_rows(fh, out)}
-        if done:
-            _check_settings(out, settings)
+        rows = resume_rows(fh, out)
+        if rows:
+            _check_settings(out, settings, force_resume)
+            check_rows_fit_data(rows, out, y, skip)
+        done = {r[0] for r in rows}
         _write_settings(out, settings)
         if fh.tell() == 0:
             _append(fh, "\t".join(curve_mod.HEADER) + "\n")
@@ -364,7 +405,7 @@ def _cmd_radius(args) -> int:
     pa = args.p_a[0] if len(args.p_a) == 1 else np.array(args.p_a)
     result = certified_radius(noise, pa, args.p_b, args.norm, args.dim, args.samples, args.seed,
                               _engine_device(args.device), sound=args.sound,
-                              return_details=args.details)
+                              method=args.method, return_details=args.details)
     details = np.atleast_1d(np.asarray(result, dtype=object)) if args.details else None
     radii = [d.radius for d in details] if args.details else np.atleast_1d(result)
     for k, r in enumerate(radii):
@@ -392,7 +433,8 @@ def _cmd_certify(args) -> int:
                           n=args.n, alpha=args.alpha, batch=args.batch, skip=args.skip,
                           max_idx=args.max, seed=args.seed, multiclass=args.multiclass,
                           radius_samples=args.radius_samples, device=args.device,
-                          progress=not args.no_progress, radius_table=args.radius_table)
+                          progress=not args.no_progress, radius_table=args.radius_table,
+                          force_resume=args.force_resume)
     except KeyboardInterrupt:
         print(f"\ninterrupted; rows written so far are kept in {args.out}: rerun the same command "
               f"to resume", file=sys.stderr)
@@ -511,6 +553,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=_int_arg(0), default=0, help="seed of the Monte-Carlo samples")
     r.add_argument("--sound", action="store_true",
                    help="DKW slack + fresh-sample re-check (holds w.p. >= 1 - 2e-3 over the MC)")
+    r.add_argument("--method", choices=("auto", "exact", "mc"), default="auto",
+                   help="radius engine: exact laws (product noise), Monte Carlo, or auto: exact "
+                        "where it applies (default)")
     r.add_argument("--device", default="auto", help="auto, cpu or cuda[:k]")
     r.add_argument("--details", action="store_true",
                    help="also print direction, evaluations and time (to stderr)")
@@ -543,6 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="look radii up in this `unicr table` file (any noise, Gaussian too); "
                         "built there first (for these settings) if it does not exist")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda[:k]")
+    add_force_resume(c, "OUT")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=_cmd_certify)
 

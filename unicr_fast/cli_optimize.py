@@ -72,6 +72,7 @@ def add_optimize_commands(sub, fmt) -> None:
     c.add_argument("--seed", type=cli._int_arg(0), default=0, help="training, split and noise seed")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda[:k]")
     c.add_argument("--threads", type=cli._int_arg(1), default=1, help="torch threads")
+    cli.add_force_resume(c, "OUT/copt.tsv")
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
     c.set_defaults(func=_cmd_copt)
 
@@ -117,6 +118,7 @@ def add_optimize_commands(sub, fmt) -> None:
     i.add_argument("--cache-step", type=cli._positive, default=0.02,
                    help="logit step of the radius cache (p_a rounded down onto it)")
     i.add_argument("--device", default="auto", help="auto, cpu or cuda[:k]")
+    cli.add_force_resume(i, "OUT")
     i.add_argument("--no-progress", action="store_true", help="no progress bar")
     i.set_defaults(func=_cmd_iopt)
 
@@ -196,7 +198,8 @@ def _cmd_copt(args) -> int:
                               multiclass=args.multiclass, seed=args.seed,
                               radius_samples=args.radius_samples, cache_step=args.cache_step,
                               num_classes=10, out=table, certify_dir=certify_dir,
-                              settings=settings, on_model=save, progress=not args.no_progress)
+                              settings=settings, on_model=save, progress=not args.no_progress,
+                              force_resume=args.force_resume)
         except KeyboardInterrupt:
             print(f"\ninterrupted; settings scored so far are kept in {table}: rerun the same "
                   f"command to resume", file=sys.stderr)
@@ -284,7 +287,7 @@ class _Recorder:
 
 
 def _cmd_iopt(args) -> int:
-    from . import cli
+    from . import cli, outfiles
     from . import curve as curve_mod
     from .datasets import load_dataset
     from .models import load_checkpoint
@@ -321,15 +324,14 @@ def _cmd_iopt(args) -> int:
               "cache_step": optimizer.radii.step}
     out = os.fspath(args.out)
     rec_path = out + ".iopt.json"
-    has_rows = os.path.isfile(out) and _has_rows(out, curve_mod)
-    if has_rows and os.path.isfile(rec_path):
-        with open(rec_path) as f:
-            try:
-                old = json.load(f)
-            except json.JSONDecodeError:
-                old = record
-        diff = [f"{k}: {old.get(k)!r} there, {v!r} now" for k, v in record.items()
-                if old.get(k) != v]
+    done = {r[0] for r in _resumable_rows(out)}
+    has_rows = bool(done)
+    if has_rows:
+        try:
+            diff = outfiles.settings_differences(out, record, force=args.force_resume,
+                                                 flag="--force-resume", suffix=".iopt.json")
+        except ValueError as exc:
+            raise cli.UsageError(f"--out {exc}") from None
         if diff:
             raise cli.UsageError(f"--out {out} holds rows of an I-OPT run with other settings "
                                  f"({'; '.join(diff)}); rerun with the same settings to resume, "
@@ -342,7 +344,6 @@ def _cmd_iopt(args) -> int:
     if not has_rows or not os.path.isfile(side):
         with open(side, "w") as f:
             f.write("\t".join(PARAM_COLUMNS_IOPT) + "\n")
-    done = set(curve_mod.read_certify_tsv(out).idx.tolist()) if has_rows else set()
     stop = len(x) if args.max < 0 else min(len(x), args.max)
     todo = [i for i in range(0, stop, args.skip) if i not in done]
     with open(side, "a") as fh:
@@ -353,7 +354,8 @@ def _cmd_iopt(args) -> int:
                                        skip=args.skip, max_idx=args.max, seed=args.seed,
                                        multiclass=args.multiclass,
                                        radius_samples=args.radius_samples, device=args.device,
-                                       progress=not args.no_progress, smooth=recorder)
+                                       progress=not args.no_progress, smooth=recorder,
+                                       force_resume=args.force_resume)
         except KeyboardInterrupt:
             print(f"\ninterrupted; rows written so far are kept in {out}: rerun the same command "
                   f"to resume", file=sys.stderr)
@@ -369,8 +371,12 @@ def _cmd_iopt(args) -> int:
     return 0
 
 
-def _has_rows(path, curve_mod) -> bool:
-    try:
-        return len(curve_mod.read_certify_tsv(path)) > 0
-    except (ValueError, FileNotFoundError):
-        return False
+def _resumable_rows(path: str):
+    """The rows certify_file would resume in ``path`` (none if it is missing); UsageError for a
+    file it would refuse, before the side files are touched."""
+    from . import cli
+    if not os.path.isfile(path):
+        return []
+    with open(path, "a+b") as fh:
+        cli._lock(fh, path)
+        return cli.resume_rows(fh, path)

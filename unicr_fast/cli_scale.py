@@ -31,7 +31,7 @@ def _cmd_attack(args) -> int:
 
 def _cmd_merge(args) -> int:
     from .distributed import merge_shards
-    s = merge_shards(args.out, args.shards)
+    s = merge_shards(args.out, args.shards, force_resume=args.force_resume)
     print(f"{s.out}: {s.rows} rows ({s.added} new, {s.duplicates} duplicates dropped"
           + (f", {s.conflicts} of them with other numbers: the first kept" if s.conflicts else "")
           + ")")
@@ -78,8 +78,14 @@ def add_scale_commands(sub, fmt) -> None:
     g = sub.add_parser(
         "merge", **fmt, help="merge the shard TSVs of a distributed certify run",
         description="Merge OUT.rankR.tsv shard files (written by certify under torchrun) into OUT: "
-                    "one row per idx, sorted; rows already in OUT are kept. Idempotent.")
+                    "one row per idx, sorted; rows already in OUT are kept. Idempotent. Files "
+                    "whose settings records (.params.json) differ are refused, and so are files "
+                    "with rows but no readable record unless --force-resume.")
     g.add_argument("out", metavar="OUT.tsv", help="the --out of the distributed certify run")
     g.add_argument("--shards", nargs="+", metavar="SHARD.tsv",
                    help="shard files to merge (default: every OUT.rank*.tsv beside OUT)")
+    g.add_argument("--force-resume", action="store_true",
+                   help="also merge files (OUT or shards) whose settings record (.params.json) "
+                        "is missing or unreadable: their rows are taken to be of the recorded "
+                        "run's settings")
     g.set_defaults(func=_cmd_merge)

@@ -109,8 +109,9 @@ def add_table_command(sub, fmt) -> None:
                    help="bottom of the p_a grid (below 1/2 only multiclass certifies)")
     t.add_argument("--samples", type=_int_arg(1), default=100_000, help="Monte-Carlo samples N")
     t.add_argument("--seed", type=_int_arg(0), default=0, help="seed of the Monte-Carlo samples")
-    t.add_argument("--method", choices=("mc", "exact"), default="mc",
-                   help="radius engine: Monte-Carlo search or exact k-sparse directions")
+    t.add_argument("--method", choices=("auto", "exact", "mc"), default="auto",
+                   help="radius engine: exact laws (product noise), Monte Carlo (sound mode), "
+                        "or auto: exact where it applies")
     t.add_argument("--chunk", type=_int_arg(1), default=DEFAULT_CHUNK,
                    help="p_a points per engine call (and per checkpoint)")
     t.add_argument("--device", default="auto", help="auto, cpu or cuda[:k]")

@@ -18,6 +18,7 @@ from typing import Optional
 import torch
 
 from .noise import Noise
+from .thresholds import pooled_stats_reference
 
 __all__ = ["CudaBackend", "load_cuda_backend", "require_cuda_backend", "cuda_unavailable_reason"]
 
@@ -230,6 +231,11 @@ class CudaBackend:
         self._m.threshold_stats(a.data_ptr(), b.data_ptr(), M, N, p_a.data_ptr(), p_b.data_ptr(),
                                 float(tie_rtol), out.data_ptr(), a.device.index, _stream(a.device))
         return out
+
+    def pooled_stats(self, a: torch.Tensor, b: torch.Tensor, p_a: torch.Tensor,
+                     p_b: torch.Tensor, tie_rtol: float) -> torch.Tensor:
+        """(M, 4) pooled statistics: the torch implementation on the GPU (a sort per row)."""
+        return pooled_stats_reference(a, b, p_a, p_b, tie_rtol)
 
     @staticmethod
     def _outputs(M, N, device):

@@ -62,12 +62,39 @@ def format_row(idx: int, label: int, predict: int, radius: float, correct: int,
     return f"{idx}\t{label}\t{predict}\t{radius:.6g}\t{correct}\t{format_time(seconds)}\n"
 
 
+class BadRow(ValueError):
+    """A line of a certify TSV (after its header) that is not a row certify could have written;
+    the message names the file and the line number."""
+
+
+def _row_problem(row: tuple, first_line: dict) -> Optional[str]:
+    """Why a parsed row cannot be a certify result (None: it can). ``first_line``: the line of
+    each idx seen so far."""
+    idx, label, predict, radius, correct, seconds = row
+    if idx < 0 or label < 0:
+        return f"idx {idx} and label {label} must be >= 0"
+    if idx in first_line:
+        return f"idx {idx} is on line {first_line[idx]} already (one row per input)"
+    if predict < -1:
+        return f"predict {predict} is neither a class (>= 0) nor -1 (abstain)"
+    if not (math.isfinite(radius) and radius >= 0):
+        return f"radius {radius} is not a finite number >= 0"
+    if correct != int(predict == label):
+        return (f"correct is {correct} with predict {predict} and label {label} (1 exactly when "
+                f"they are equal)")
+    if not (math.isfinite(seconds) and seconds >= 0):
+        return f"time {seconds} is not a duration >= 0"
+    return None
+
+
 def parse_rows(text: str, path: str = "<text>"):
     """(complete rows as tuples, number of characters they span incl. header).
 
     The text must start with the header line. A last line without its newline is a row whose
-    write was interrupted: it is not returned and not counted in the span. Any other malformed
-    line raises ``ValueError`` naming its line number."""
+    write was interrupted: it is not returned and not counted in the span. Any other line that
+    certify could not have written -- not six fields of the right types, a non-finite or
+    negative radius, an idx seen before, ``correct`` other than ``predict == label`` -- raises
+    ``BadRow`` naming its line number (a ValueError, as a bad header does)."""
     lines = text.split("\n")
     tail = lines.pop()  # "" when the text ends with a newline, else an unfinished line
     if not lines:
@@ -76,18 +103,24 @@ def parse_rows(text: str, path: str = "<text>"):
     if tuple(lines[0].rstrip("\r").split("\t")) != HEADER:
         raise ValueError(f"'{path}' does not start with the certify header "
                          f"'{chr(9).join(HEADER)}' (got '{lines[0][:80]}')")
-    rows = []
+    rows, first_line = [], {}
     for num, line in enumerate(lines[1:], start=2):
         fields = line.rstrip("\r").split("\t")
         try:
             if len(fields) != len(HEADER):
                 raise ValueError(f"{len(fields)} fields")
-            rows.append((int(fields[0]), int(fields[1]), int(fields[2]), float(fields[3]),
-                         int(fields[4]), parse_time(fields[5])))
+            row = (int(fields[0]), int(fields[1]), int(fields[2]), float(fields[3]),
+                   int(fields[4]), parse_time(fields[5]))
         except ValueError as exc:
-            raise ValueError(f"'{path}' line {num} is not a certify row ({exc}): '{line[:80]}'; "
-                             f"expected {len(HEADER)} tab-separated fields "
-                             f"{', '.join(HEADER)}") from None
+            raise BadRow(f"'{path}' line {num} is not a certify row ({exc}): '{line[:80]}'; "
+                         f"expected {len(HEADER)} tab-separated fields "
+                         f"{', '.join(HEADER)}") from None
+        problem = _row_problem(row, first_line)
+        if problem:
+            raise BadRow(f"'{path}' line {num} is not a certify result: {problem}: "
+                         f"'{line[:80]}'")
+        first_line[row[0]] = num
+        rows.append(row)
     return rows, len(text) - len(tail)
 
 

@@ -24,8 +24,9 @@ torchrun's rendezvous)::
    single-process certify does: the file is locked, complete rows already there (and rows
    already in the merged ``out``) are skipped, an unfinished last line is dropped, each row is
    written with flush + fsync, settings are kept in ``<shard>.params.json`` and a resume with
-   other settings is refused. Input i draws its noise from the seed ``cli.point_seed(seed, i)``
-   only, so a row is the same whichever rank computes it and whenever.
+   other settings (or, without ``--force-resume``, with none readable) or of rows that are not
+   this run's (labels, indices) is refused. Input i draws its noise from the seed
+   ``cli.point_seed(seed, i)`` only, so a row is the same whichever rank computes it and whenever.
 4. **Merge.** After all ranks are done (the count all-reduce is the barrier), the ranks send their
    shard rows to rank 0 (gather over gloo, so node-local disks work), which writes ``out``: the
    rows already in ``out`` plus every shard row, one row per idx (the first seen wins: ``out``
@@ -51,7 +52,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import math
 import os
 import re
@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import curve as curve_mod
+from . import outfiles
 from ._validation import check_norm
 from .noise import Noise
 
@@ -185,7 +186,8 @@ def _die_after(rank: int) -> Optional[int]:
 # -- rows ---------------------------------------------------------------------------------------
 def rows_with_lines(text: str, path: str) -> List[Tuple[int, str]]:
     """(idx, line without newline) of every complete row of a certify TSV's text; empty text or
-    an unfinished header is no rows. Raises ValueError for text that is not a certify TSV."""
+    an unfinished header is no rows. Raises ValueError for text that is not a certify TSV or
+    holds a line certify could not have written (``curve.parse_rows``)."""
     if "\n" not in text and "\t".join(curve_mod.HEADER).startswith(text):
         return []
     rows, span = curve_mod.parse_rows(text, path)
@@ -203,6 +205,10 @@ def read_rows(path) -> List[Tuple[int, str]]:
         return []
     try:
         return rows_with_lines(raw.decode("utf-8"), path)
+    except curve_mod.BadRow as exc:
+        from .cli import UsageError
+        raise UsageError(f"{path} cannot be merged or resumed: {exc}; delete that line (its input "
+                         f"is certified again) or move the file away") from None
     except (UnicodeDecodeError, ValueError) as exc:
         from .cli import UsageError
         raise UsageError(f"{path} is not a certify TSV ({exc}); move it away or choose another "
@@ -257,20 +263,14 @@ def merge_into(fh, out: str, sources: Sequence[Sequence[Tuple[int, str]]]) -> Me
     return MergeSummary(out, len(lines), len(lines) - len(existing), dupes, conflicts)
 
 
-def _settings_of(path: str) -> Optional[Dict]:
-    from .cli import PARAMS_SUFFIX
-    try:
-        with open(path + PARAMS_SUFFIX) as f:
-            value = json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def merge_shards(out, shards: Optional[Sequence[str]] = None) -> MergeSummary:
+def merge_shards(out, shards: Optional[Sequence[str]] = None,
+                 force_resume: bool = False) -> MergeSummary:
     """Merge shard TSVs (default: every ``find_shards(out)``) into ``out`` (created if missing);
-    refuses shards, or an ``out`` with rows, whose recorded settings differ from each other."""
-    from .cli import _RESUME_KEYS, _lock, _write_settings, UsageError
+    refuses shards, or an ``out`` with rows, whose recorded settings differ from each other, and
+    (unless ``force_resume``: their rows are then taken to be of the recorded run) those whose
+    settings record is missing or unreadable. Rows cannot be checked against the data set here
+    (``certify`` does that when it resumes), only for being rows certify could have written."""
+    from .cli import _RESUME_KEYS, PARAMS_SUFFIX, _lock, _write_settings, resume_rows, UsageError
     out = os.fspath(out)
     paths = [os.fspath(p) for p in shards] if shards else [p for _, p in find_shards(out)]
     if not paths:
@@ -280,9 +280,15 @@ def merge_shards(out, shards: Optional[Sequence[str]] = None) -> MergeSummary:
     sources = [read_rows(p) for p in paths]
     with open(out, "a+b") as fh:
         _lock(fh, out)
-        has_rows = fh.seek(0, os.SEEK_END) > 0
+        has_rows = bool(resume_rows(fh, out))
         candidates = ([out] if has_rows else []) + [p for p, rows in zip(paths, sources) if rows]
-        recorded = [(p, _settings_of(p)) for p in candidates]
+        recorded = [(p, outfiles.read_settings(p)) for p in candidates]
+        unrecorded = [p for p, s in recorded if s is None]
+        if unrecorded and not force_resume:
+            raise UsageError(f"{', '.join(unrecorded)} hold(s) rows but no readable settings "
+                             f"record ({PARAMS_SUFFIX}), so they cannot be checked against the "
+                             f"other files; merge with --force-resume if they come from this "
+                             f"very run, or move them away")
         recorded = [(p, s) for p, s in recorded if s is not None]
         for p, s in recorded[1:]:
             diff = [k for k in _RESUME_KEYS if s.get(k) != recorded[0][1].get(k)]
@@ -338,7 +344,8 @@ def certify_distributed(data, model, noise: Noise, norm, out, *, n0: int = 100,
                         n: int = 100_000, alpha: float = 0.001, batch: int = 1000, skip: int = 1,
                         max_idx: int = -1, seed: int = 0, multiclass: bool = False,
                         radius_samples: int = 100_000, device: str = "auto",
-                        progress: bool = True, smooth=None, radius_table=None):
+                        progress: bool = True, smooth=None, radius_table=None,
+                        force_resume: bool = False):
     """``cli.certify_file`` for one rank of a torchrun job (arguments and rows the same): certify
     this rank's shard, then merge every shard into ``out`` on rank 0 (module docstring).
     ``radius_table`` must exist already (every rank loads it; ``unicr table`` builds it once).
@@ -370,7 +377,7 @@ def certify_distributed(data, model, noise: Noise, norm, out, *, n0: int = 100,
                                     dict(n0=n0, n=n, alpha=alpha, batch=batch, skip=skip,
                                          max_idx=max_idx, seed=seed, multiclass=multiclass,
                                          radius_samples=radius_samples,
-                                         radius_table=radius_table),
+                                         radius_table=radius_table, force_resume=force_resume),
                                     device, progress, smooth)
     finally:
         dist.destroy_process_group()
@@ -432,12 +439,15 @@ def _run_rank(env: DistEnv, coord, dev: str, data, model, noise, norm, out: str,
                 cli._lock(out_fh, out)
             merged_rows = read_rows(out)
             if merged_rows:
-                cli._check_settings(out, settings)
+                cli._check_settings(out, settings, kw["force_resume"])
+                cli.check_rows_fit_data([(i, int(line.split("\t")[1])) for i, line in merged_rows],
+                                        out, y, kw["skip"])
             fh = stack.enter_context(open(shard, "a+b"))
             cli._lock(fh, shard)
             own = cli.resume_rows(fh, shard)
             if own:
-                cli._check_settings(shard, settings)
+                cli._check_settings(shard, settings, kw["force_resume"])
+                cli.check_rows_fit_data(own, shard, y, kw["skip"])
             cli._write_settings(shard, {**settings, "shard": {"rank": env.rank,
                                                               "world_size": env.world_size}})
             if fh.tell() == 0:

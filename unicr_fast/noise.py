@@ -40,12 +40,71 @@ def _sample_general_normal(shape, a, beta, generator, device, dtype):
     # |X|/a ~ Gamma(1/beta, 1)^(1/beta): draw the gamma in float64 for accuracy, then cast.
     conc = torch.full(shape, 1.0 / beta, dtype=torch.float64, device=device)
     g = torch._standard_gamma(conc, generator=generator)
-    mag = a * g.pow(1.0 / beta)
+    mag = torch.exp(g.log() / beta + math.log(a))   # g^(1/beta) alone overflows for small beta
     return (mag * _random_sign(shape, generator, device, torch.float64)).to(dtype)
 
 
 def _general_normal_lognorm(a: float, beta: float) -> float:
     return math.log(beta) - math.log(2.0 * a) - math.lgamma(1.0 / beta)
+
+
+#: Range of sigma and of every scale derived from it: the kernels divide by a scale and take
+#: logs of small multiples of it (2a, sigma sqrt(2 pi)), so it must stay well inside float64.
+SCALE_RANGE = (1e-300, 1e300)
+
+
+def _check_base_scale(value, name: str = "sigma") -> float:
+    """sigma (or radial noise's a) as given: a number in SCALE_RANGE."""
+    value = check_positive(value, name)
+    lo, hi = SCALE_RANGE
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must lie in [{lo:g}, {hi:g}], got {value:g}")
+    return value
+
+
+def _check_scale(scale: float, symbol: str, given: str) -> float:
+    """A scale derived from the parameters in ``given`` (e.g. "sigma = 1, a = 3")."""
+    lo, hi = SCALE_RANGE
+    if not lo <= scale <= hi:
+        raise ValueError(f"{given} give the scale {symbol} = {scale:g}, outside the range "
+                         f"[{lo:g}, {hi:g}] the kernels compute in")
+    return scale
+
+
+def _scale_from_log(log_scale: float, symbol: str, given: str) -> float:
+    """``_check_scale`` of exp(log_scale), for scales whose factors over/underflow alone."""
+    lo, hi = SCALE_RANGE
+    if not math.log(lo) <= log_scale <= math.log(hi):   # False for NaN too
+        raise ValueError(f"{given} give the scale {symbol} = 10^{log_scale / math.log(10):.1f}, "
+                         f"outside the range [{lo:g}, {hi:g}] the kernels compute in")
+    return math.exp(log_scale)
+
+
+def _general_normal_log_unit(beta: float) -> float:
+    """log(a / sigma) = log sqrt(Gamma(1/beta) / Gamma(3/beta)) of the unit-variance general
+    normal, in logs: the gamma ratio underflows (beta < 0.013) before a does (beta < 0.008 at sigma 1)."""
+    try:
+        return 0.5 * (math.lgamma(1.0 / beta) - math.lgamma(3.0 / beta))
+    except OverflowError:   # beta below ~1e-305
+        return -math.inf
+
+
+def _general_normal_scale(sigma: float, beta: float, name: str) -> float:
+    """The scale a of the general normal of std ``sigma`` and shape ``beta`` (named ``name``);
+    ValueError naming the smallest valid beta where a would leave SCALE_RANGE."""
+    low = math.log(SCALE_RANGE[0]) - math.log(sigma)
+    if not _general_normal_log_unit(beta) >= low:
+        # log a / sigma rises with beta on (0, 2] to log sqrt(2), so SCALE_RANGE[0] <= sigma
+        # is reached by beta = 2: bisect (in log beta) for where it is.
+        lo, hi = math.log(beta), math.log(2.0)
+        for _ in range(100):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (lo, mid) if _general_normal_log_unit(math.exp(mid)) >= low else (mid, hi)
+        raise ValueError(f"{name} must be >= {math.exp(hi):.4g} for sigma = {sigma:g}, got "
+                         f"{beta:g}: below, the scale a = sigma sqrt(Gamma(1/{name}) / "
+                         f"Gamma(3/{name})) underflows {SCALE_RANGE[0]:g}")
+    return _scale_from_log(math.log(sigma) + _general_normal_log_unit(beta), "a",
+                           f"sigma = {sigma:g}, {name} = {beta:g}")
 
 
 class Noise:
@@ -67,7 +126,7 @@ class Noise:
         return self
 
     def __init__(self, sigma: float):
-        self.sigma = check_positive(sigma, "sigma")
+        self.sigma = _check_base_scale(sigma)
 
     # -- to be provided by each family ---------------------------------------------------
     def _sample64(self, shape, generator, device) -> torch.Tensor:
@@ -215,7 +274,7 @@ class GeneralNormal(Noise):
     def __init__(self, sigma, beta):
         super().__init__(sigma)
         self.beta = check_positive(beta, "beta")
-        self.a = self.sigma * math.sqrt(math.exp(math.lgamma(1 / self.beta) - math.lgamma(3 / self.beta)))
+        self.a = _general_normal_scale(self.sigma, self.beta, "beta")
 
     @property
     def params(self):
@@ -279,6 +338,16 @@ class Cauchy(Noise):
 
     name = "cauchy"
     family_id = 5
+    #: The kernels evaluate log(x^2 + sigma^2), with draws out to ~2^53 sigma: both squares
+    #: must stay in SCALE_RANGE.
+    SIGMA_RANGE = (math.sqrt(SCALE_RANGE[0]), math.sqrt(SCALE_RANGE[1]) / 2.0 ** 53)
+
+    def __init__(self, sigma):
+        super().__init__(sigma)
+        lo, hi = self.SIGMA_RANGE
+        if not lo <= self.sigma <= hi:
+            raise ValueError(f"sigma must lie in [{lo:.3g}, {hi:.3g}] for cauchy noise (the "
+                             f"kernels square it and the draws), got {self.sigma:g}")
 
     def _sample64(self, shape, generator, device):
         u = _uniform_open(shape, generator, device, torch.float64)
@@ -309,7 +378,8 @@ class Pareto(Noise):
         if a <= 2:
             raise ValueError(f"a must be > 2 for pareto noise to have a variance, got {a}")
         self.shape_a = a
-        self.s = self.sigma * math.sqrt((a - 1) * (a - 2) / 2)
+        self.s = _check_scale(self.sigma * math.sqrt((a - 1) * (a - 2) / 2), "s",
+                              f"sigma = {self.sigma:g}, a = {a:g}")
 
     @property
     def params(self):
@@ -400,6 +470,9 @@ class ExponentialMixture(_Mixture):
     family_id = 8
 
     def __init__(self, sigma, weight=0.5, beta1=1.0, beta2=2.0):
+        # Checked under their own names first: GeneralNormal would call either of them "beta".
+        for name, beta in (("beta1", beta1), ("beta2", beta2)):
+            _general_normal_scale(_check_base_scale(sigma), check_positive(beta, name), name)
         super().__init__(sigma, weight, GeneralNormal(sigma, beta1), GeneralNormal(sigma, beta2))
         self.beta1, self.beta2 = self.first.beta, self.second.beta
 

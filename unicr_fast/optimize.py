@@ -41,7 +41,7 @@ from . import outfiles
 from ._validation import check_int, check_norm, check_positive, check_probability_open
 from .confidence import clopper_pearson_lower, clopper_pearson_upper
 from .noise import FAMILIES, GeneralNormal, Gaussian, Noise, make
-from .radius_cache import RadiusCache
+from .radius_cache import RadiusCache, certifying_kwargs
 from .reference import gaussian_radius
 from .smooth import check_input_tensor
 
@@ -103,7 +103,7 @@ class NoiseRadii:
             unit = _with_params(noise, sigma=1.0) if scalable else noise
             cache = self._caches[key] = RadiusCache(
                 unit, step=self.step, num_samples=self.num_samples, seed=self.seed,
-                device=self.device, radius_kwargs=self.radius_kwargs)
+                device=self.device, radius_kwargs=certifying_kwargs(unit, self.radius_kwargs))
         return cache, (noise.sigma if scalable else 1.0)
 
     def radii(self, noise: Noise, p_a, p_b: Optional[float] = None, norm=2,
@@ -150,6 +150,11 @@ class _BoundRadii:
     def radius(self, p_a, p_b=None, norm=2, dim=None) -> float:
         return self.radii_.radius(self.noise, p_a, p_b, norm, dim)
 
+    @property
+    def failure(self) -> float:
+        """Probability that these radii overstate (radius_cache.radius_failure)."""
+        return self.radii_._unit(self.noise)[0].failure
+
 
 # == shared pieces ==============================================================================
 def _point_seed(seed: int, idx: int) -> int:
@@ -171,6 +176,7 @@ def _count(model, num_classes: int, x: torch.Tensor, num: int, batch_size: int,
     """Class counts of ``model`` on ``num`` noisy copies x + draw(size), in batches."""
     model.eval()
     counts = torch.zeros(num_classes, dtype=torch.long, device=x.device)
+    bad = torch.zeros((), dtype=torch.long, device=x.device)   # as Smooth._counts: NaN/inf rows
     for start in range(0, num, batch_size):
         size = min(batch_size, num - start)
         out = model(draw(size).to(device=x.device, dtype=x.dtype).add_(x))
@@ -178,7 +184,12 @@ def _count(model, num_classes: int, x: torch.Tensor, num: int, batch_size: int,
             got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
             raise ValueError(f"model output must have shape (batch, num_classes) = "
                              f"({size}, {num_classes}), got {got}")
+        bad += (~torch.isfinite(out)).any(dim=1).sum()
         counts += torch.bincount(out.argmax(dim=1), minlength=num_classes)
+    if int(bad):
+        raise ValueError(f"model returned non-finite outputs (NaN/inf) for {int(bad)} of {num} "
+                         f"noisy inputs; their argmax is no prediction, so nothing is counted: "
+                         f"fix the model (or its input scaling) to give finite logits")
     return counts.cpu().numpy()
 
 
@@ -382,8 +393,24 @@ def read_copt_tsv(path) -> List[CoptRow]:
     return rows
 
 
+def _copt_row_problem(row: CoptRow, earlier: Sequence[CoptRow]) -> Optional[str]:
+    """Why a parsed C-OPT row cannot be a scored setting (None: it can)."""
+    if any(_same_setting(row.noise, r.noise) for r in earlier):
+        return f"{noise_tag(row.noise)} is scored on an earlier line already"
+    if not (math.isfinite(row.score) and row.score >= 0):
+        return f"score {row.score} is not a finite number >= 0"
+    if not 0 <= row.accuracy <= 1:
+        return f"accuracy {row.accuracy} is not in [0, 1]"
+    if not 0 <= row.abstain <= row.points or row.points < 1:
+        return f"abstain {row.abstain} of points {row.points} (need 0 <= abstain <= points, >= 1)"
+    if not (math.isfinite(row.seconds) and row.seconds >= 0):
+        return f"seconds {row.seconds} is not a duration >= 0"
+    return None
+
+
 def _parse_copt(text: str, path: str):
-    """(rows, characters spanned by the header and the complete rows)."""
+    """(rows, characters spanned by the header and the complete rows). A line that is not a
+    scored setting (``_copt_row_problem``) raises ValueError naming it."""
     lines = text.split("\n")
     tail = lines.pop()
     if not lines:
@@ -403,16 +430,22 @@ def _parse_copt(text: str, path: str):
             kw = {k: float(v) for k, v in zip(params, fields[1:1 + len(params)]) if v != "-"}
             stats = fields[1 + len(params):]
             noise = make(fields[0], **kw)
-            rows.append(CoptRow(noise, float(stats[0]), float(stats[1]), int(stats[2]),
-                                int(stats[3]), float(stats[4])))
+            row = CoptRow(noise, float(stats[0]), float(stats[1]), int(stats[2]), int(stats[3]),
+                          float(stats[4]))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"'{path}' line {num} is not a C-OPT row ({exc})") from None
+        problem = _copt_row_problem(row, rows)
+        if problem:
+            raise ValueError(f"'{path}' line {num} is not a C-OPT result: {problem}")
+        rows.append(row)
     return rows, len(text) - len(tail)
 
 
-def _open_resumable(out: str, header: str, settings: Dict):
+def _open_resumable(out: str, header: str, settings: Dict, points: int, force_resume: bool):
     """Open ``out`` for appending with an exclusive lock; return (handle, rows already there).
-    An unfinished last line is cut; other settings than the recorded ones raise ValueError."""
+    An unfinished last line is cut; other settings than the recorded ones, a missing or
+    unreadable record (unless ``force_resume``) and rows not scored on ``points`` validation
+    points raise ValueError."""
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     fh = open(out, "a+b")
     try:
@@ -428,7 +461,13 @@ def _open_resumable(out: str, header: str, settings: Dict):
             raise ValueError(f"out '{out}' exists and is not a C-OPT table that can be resumed "
                              f"({exc}); choose another out or delete the file") from None
         if rows:
-            _check_params(out, settings)
+            _check_params(out, settings, force_resume)
+            num = next((k for k, r in enumerate(rows, start=2) if r.points != points), None)
+            if num is not None:
+                raise ValueError(f"out '{out}' line {num} was scored on {rows[num - 2].points} "
+                                 f"validation points, this run on {points}: not a row of this "
+                                 f"run; delete that line (its setting is scored again) or "
+                                 f"choose another out")
             if text.split("\n", 1)[0] + "\n" != header:
                 raise ValueError(f"out '{out}' has the columns '{text.split(chr(10), 1)[0]}' "
                                  f"but this grid needs '{header.rstrip()}'; choose another out")
@@ -451,8 +490,9 @@ def _lock(fh, out: str) -> None:
                          f"out")
 
 
-def _check_params(out: str, settings: Dict) -> None:
-    diff = outfiles.settings_differences(out, settings)
+def _check_params(out: str, settings: Dict, force_resume: bool) -> None:
+    diff = outfiles.settings_differences(out, settings, force=force_resume,
+                                         flag="force_resume=True (unicr copt --force-resume)")
     if diff:
         raise ValueError(f"out '{out}' holds scores of a run with other settings "
                          f"({'; '.join(diff)}); rerun with the same settings to resume, or "
@@ -474,7 +514,7 @@ def copt(train_fn: Callable[[Noise], torch.nn.Module], x_val: torch.Tensor, y_va
          cache_step: float = 0.01, num_classes: Optional[int] = None, out: Optional[str] = None,
          certify_dir: Optional[str] = None, settings: Optional[Dict] = None,
          on_model: Optional[Callable[[Noise, torch.nn.Module], None]] = None,
-         progress: bool = True) -> CoptResult:
+         progress: bool = True, force_resume: bool = False) -> CoptResult:
     """C-OPT: train with every noise in ``noises`` (default ``noise_grid()``), score each on the
     validation split (x_val, y_val) by the robustness score, return all rows and the best.
 
@@ -488,7 +528,9 @@ def copt(train_fn: Callable[[Noise], torch.nn.Module], x_val: torch.Tensor, y_va
     ``out``: a TSV of settings and scores, appended (flush + fsync) as each setting is scored; an
     interrupted run resumes from it -- settings already there are kept and skipped. Its
     ``.params.json`` records the settings that change scores (plus ``settings``, e.g. epochs:
-    what ``train_fn`` depends on); resuming with other ones raises ValueError. ``certify_dir``:
+    what ``train_fn`` depends on); resuming with other ones raises ValueError, and so does
+    resuming scores without a readable record unless ``force_resume`` (they are then taken to be
+    of these settings, which are recorded). ``certify_dir``:
     also write each setting's Cohen certify TSV there (``unicr curve`` reads them).
     ``on_model(noise, model)`` is called after each training (e.g. to save a checkpoint).
 
@@ -543,7 +585,7 @@ def copt(train_fn: Callable[[Noise], torch.nn.Module], x_val: torch.Tensor, y_va
                   "radius_kwargs": {k: repr(v) for k, v in sorted(radii.radius_kwargs.items())},
                   "val_sha256": _sha256_tensors(x_val, y_val),
                   "settings": settings or {}}
-        fh, done = _open_resumable(out, _copt_header(noises), record)
+        fh, done = _open_resumable(out, _copt_header(noises), record, len(x_val), force_resume)
     try:
         rows: List[CoptRow] = []
         resumed = 0
@@ -919,9 +961,14 @@ class InputOptimizer:
             current, steps = best, steps + 1
         chosen = self._noise_at(current)
 
-        # 3. certification on fresh draws at the chosen setting
+        # 3. certification on fresh draws at the chosen setting; the chance that a Monte-Carlo
+        # radius overstates comes out of alpha (docs/theory.md §10; 0 for exact radii)
+        failure = self.radii.bind(chosen).failure
+        if failure >= alpha:
+            raise ValueError(f"alpha = {alpha:g} must exceed the Monte-Carlo radius engine's "
+                             f"failure probability {failure:g} (docs/theory.md §10)")
         counts = _count(model, k, x, n, batch_size, draws(chosen, fresh_seed))
-        p_a, p_b = _bounds(counts, label, n, alpha, smooth.multiclass)
+        p_a, p_b = _bounds(counts, label, n, alpha - failure, smooth.multiclass)
         if _certifies(p_a, p_b):
             radius = self.radii.radius(chosen, p_a, p_b, smooth.norm, dim)
         else:

@@ -1,7 +1,8 @@
 """Durable, resumable output files (certify TSVs, C-OPT tables): an exclusive lock on the open
 file, line appends that reach the disk before the next one starts, and a settings sidecar
-(OUT.params.json) compared before a run resumes. Callers turn a refusal into their own error
-(UsageError naming --out on the command line, ValueError in the Python API)."""
+(OUT.params.json) compared before a run resumes -- rows without a readable one are resumed
+only when the user says so. Callers turn a refusal into their own error (UsageError naming --out
+on the command line, ValueError in the Python API)."""
 from __future__ import annotations
 
 import json
@@ -43,20 +44,36 @@ def write_settings(out: str, settings: Dict) -> None:
     os.replace(tmp, path)
 
 
-def settings_differences(out: str, settings: Dict,
-                         keys: Optional[Iterable[str]] = None) -> List[str]:
-    """'key: old there, new now' for each of ``keys`` (default: all of ``settings``) where the
-    recorded settings of ``out`` differ. A missing or unreadable record cannot be checked: a
-    warning, and no differences."""
-    path = out + PARAMS_SUFFIX
+def read_settings(out: str, suffix: str = PARAMS_SUFFIX) -> Optional[Dict]:
+    """The settings recorded beside ``out`` (``out + suffix``); None when missing or unreadable."""
     try:
-        with open(path) as f:
-            old = json.load(f)
-    except (OSError, json.JSONDecodeError):
-        old = None
-    if not isinstance(old, dict):
-        print(f"warning: {path} is missing or unreadable, so the settings of the rows in {out} "
-              f"cannot be checked; resuming", file=sys.stderr)
+        with open(out + suffix) as f:
+            record = json.load(f)
+    except (OSError, ValueError):   # ValueError: not JSON, or not UTF-8
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def settings_differences(out: str, settings: Dict, keys: Optional[Iterable[str]] = None, *,
+                         force: bool = False, flag: str = "force_resume=True",
+                         suffix: str = PARAMS_SUFFIX) -> List[str]:
+    """'key: old there, new now' for each of ``keys`` (default: all of ``settings``) where the
+    recorded settings of ``out`` (which holds rows) differ from ``settings``.
+
+    A missing or unreadable record cannot be checked, and resuming would append rows of these
+    settings to rows of unknown ones and then record these for all of them: ValueError telling
+    the user to pass ``flag`` -- unless ``force`` (the user vouches that the rows are of these
+    settings): then a warning, and no differences."""
+    path = out + suffix
+    old = read_settings(out, suffix)
+    if old is None:
+        if not force:
+            raise ValueError(f"{out} holds rows but its settings record {path} is missing or "
+                             f"unreadable, so they cannot be checked against this run's "
+                             f"settings; pass {flag} if they come from this very run (its "
+                             f"settings are then recorded for them), or choose another output")
+        print(f"warning: {path} is missing or unreadable; resuming {out} as asked, its rows "
+              f"taken to be of this run's settings", file=sys.stderr)
         return []
     return [f"{k}: {old.get(k)!r} there, {settings[k]!r} now"
             for k in (settings if keys is None else keys) if old.get(k) != settings[k]]

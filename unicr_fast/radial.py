@@ -29,17 +29,21 @@ import math
 import torch
 
 from ._validation import check_int, check_norm, check_positive
-from .noise import Noise
+from .noise import Noise, _check_base_scale, _scale_from_log
 
 
-def _unit_scale_variance(q: float, beta: float, dim: int) -> float:
-    """Per-coordinate variance of the radial noise with a = 1 (module doc)."""
-    radial = math.lgamma((dim + 2) / beta) - math.lgamma(dim / beta)
-    if math.isinf(q):
-        return math.exp(radial) * (dim + 2) / (3.0 * dim)
-    angular = (math.lgamma(3 / q) + math.lgamma(dim / q) - math.lgamma(1 / q)
-               - math.lgamma((dim + 2) / q))
-    return math.exp(radial + angular)
+def _log_unit_scale(q: float, beta: float, dim: int) -> float:
+    """log of the per-coordinate std of the radial noise with a = 1 (module doc), in logs: the
+    gamma ratios over/underflow alone for small beta or q; NaN where lgamma itself overflows."""
+    try:
+        radial = math.lgamma((dim + 2) / beta) - math.lgamma(dim / beta)
+        if math.isinf(q):
+            return 0.5 * (radial + math.log((dim + 2) / (3.0 * dim)))
+        angular = (math.lgamma(3 / q) + math.lgamma(dim / q) - math.lgamma(1 / q)
+                   - math.lgamma((dim + 2) / q))
+    except OverflowError:   # beta or q below ~1e-300
+        return math.nan
+    return 0.5 * (radial + angular)
 
 
 def lq_norm(w: torch.Tensor, q: float) -> torch.Tensor:
@@ -77,14 +81,16 @@ class Radial(Noise):
             dim = int(dim)
         self.dim = None if dim is None else check_int(dim, "dim", 1)
         self._by_sigma = sigma is not None
-        self.sigma = check_positive(sigma, "sigma") if self._by_sigma else None
-        self.a = None if self._by_sigma else check_positive(a, "a")
+        self.sigma = _check_base_scale(sigma) if self._by_sigma else None
+        self.a = None if self._by_sigma else _check_base_scale(a, "a")
         if self.dim is not None:
-            unit = math.sqrt(_unit_scale_variance(self.q, self.beta, self.dim))
+            log_unit = _log_unit_scale(self.q, self.beta, self.dim)
+            name, value = ("sigma", self.sigma) if self._by_sigma else ("a", self.a)
+            given = f"{name} = {value:g}, q = {self.q:g}, beta = {self.beta:g}, dim = {self.dim}"
             if self._by_sigma:
-                self.a = self.sigma / unit
+                self.a = _scale_from_log(math.log(self.sigma) - log_unit, "a", given)
             else:
-                self.sigma = self.a * unit
+                self.sigma = _scale_from_log(math.log(self.a) + log_unit, "sigma", given)
 
     @classmethod
     def from_scale(cls, a, q=2.0, beta=2.0, dim=None) -> "Radial":
@@ -176,7 +182,9 @@ class Radial(Noise):
         n = shape[0]
         g = self._angular(n, generator, device, dtype)
         conc = torch.full((n,), self.dim / self.beta, dtype=torch.float64, device=device)
-        radius = self.a * torch._standard_gamma(conc, generator=generator).pow(1.0 / self.beta)
+        # in logs: G^(1/beta) alone overflows for small beta, where a is tiny
+        radius = torch.exp(torch._standard_gamma(conc, generator=generator).log() / self.beta
+                           + math.log(self.a))
         if self.q in (1.0, 2.0):   # no under/overflow to guard against: one fused pass
             norm = torch.linalg.vector_norm(g, ord=self.q, dim=1, dtype=torch.float64)
         else:

@@ -17,14 +17,15 @@ import numpy as np
 import torch
 
 from . import backends
-from ._validation import check_int, check_norm, check_positive, check_probability_open
+from ._validation import (check_int, check_norm, check_norm_in_dim, check_positive,
+                          check_probability_open, check_real_array, check_seed)
 from .confidence import dkw_epsilon
 from .noise import Noise
 from .radial import LqTails
-from .samples import PhiloxRows, SampleBank, get_sample_bank
+from .samples import MAX_SAMPLE_BYTES, PhiloxRows, SampleBank, get_sample_bank
 from .search import (ScaleResult, SwarmConfig, direction_search, directions_from_levels,
-                     scale_search, sparse_levels)
-from .thresholds import margins
+                     scale_search)
+from .thresholds import margins, pooled_margins
 
 # Shifts evaluated per kernel call (bounds the M x N float64 outputs).
 _MAX_SHIFTS_PER_CALL = 32
@@ -43,6 +44,8 @@ class RadiusDetails:
     sound: bool = False
     fresh_radius: Optional[float] = None   # sound mode: lambda* re-checked on fresh samples
     history: list = field(default_factory=list)
+    method: str = "mc"                     # the engine that ran: "mc" or "exact"
+    engine: str = ""                       # exact: the law engine(s) of the winning k
 
 
 def _tails(noise: Noise, eps: torch.Tensor) -> Optional[LqTails]:
@@ -56,11 +59,14 @@ class _MarginEvaluator:
     ``_tails(noise, eps)``, shared by the evaluators of one sample matrix."""
 
     def __init__(self, backend, noise: Noise, eps: torch.Tensor, directions: np.ndarray,
-                 p_a, p_b, binary: bool, slack: float, tails: Optional[LqTails] = None):
+                 p_a, p_b, binary: bool, slack: float, tails: Optional[LqTails] = None,
+                 dir_index: Optional[np.ndarray] = None):
         self.backend, self.noise, self.eps, self.tails = backend, noise, eps, tails
+        # Row r is direction dirs[dir_index[r]]: many p_a share one direction array.
         self.dirs = directions
-        self.nnz = np.count_nonzero(directions, axis=1)   # sorted directions: a prefix
-        rows = len(directions)
+        self.dir_index = np.arange(len(directions)) if dir_index is None else dir_index
+        self.nnz = np.count_nonzero(directions, axis=1)[self.dir_index]   # sorted: a prefix
+        rows = len(self.dir_index)
         pa = np.broadcast_to(np.asarray(p_a, dtype=np.float64), (rows,))
         pb = (1.0 - pa) if binary else np.broadcast_to(np.asarray(p_b, dtype=np.float64), (rows,))
         # Sound mode (THEORY §6): thresholds at p_a - e, p_b + e; P_Y moved by e in margins().
@@ -73,13 +79,19 @@ class _MarginEvaluator:
         for lo in range(0, len(rows), _MAX_SHIFTS_PER_CALL):
             r, lam = rows[lo:lo + _MAX_SHIFTS_PER_CALL], lams[lo:lo + _MAX_SHIFTS_PER_CALL]
             k = max(1, int(self.nnz[r].max()))
-            shifts = torch.from_numpy(np.ascontiguousarray(self.dirs[r, :k] * lam[:, None]))
+            shifts = torch.from_numpy(np.ascontiguousarray(self.dirs[self.dir_index[r], :k]
+                                                            * lam[:, None]))
             shifts = shifts.to(self.eps.device)
             a, b = self._log_ratio(shifts, k)
             pa = torch.from_numpy(np.ascontiguousarray(self.pa[r])).to(a.device)
             pb = torch.from_numpy(np.ascontiguousarray(self.pb[r])).to(a.device)
-            stats = self.backend.threshold_stats(a, b, pa, pb, backends.TIE_RTOL)
-            out[lo:lo + len(r)] = margins(stats, pa, pb, self.binary, self.slack).cpu().numpy()
+            if self.slack > 0:   # sound mode: DKW holds for the plain empirical counts
+                stats = self.backend.threshold_stats(a, b, pa, pb, backends.TIE_RTOL)
+                m = margins(stats, pa, pb, self.binary, self.slack)
+            else:
+                stats = self.backend.pooled_stats(a, b, pa, pb, backends.TIE_RTOL)
+                m = pooled_margins(stats, self.binary)
+            out[lo:lo + len(r)] = m.cpu().numpy()
         return out
 
     def _log_ratio(self, shifts: torch.Tensor, k: int):
@@ -115,75 +127,137 @@ def _scale_fn(evaluator_factory, noise, dim, p, rtol, cap_factor):
     return run
 
 
-def _refine(evaluator, dirs, lam_guess, noise, rtol, cap_factor, groups) -> ScaleResult:
-    """lambda* on all samples from a coarse estimate (made on the subsample, at a nearby
-    reference p_a): a 25% bracket step, then bisection; only each group's minimum is kept."""
-    scale = _typical_scale(noise, dirs)
+def _refine(evaluator, scale, lam_guess, rtol, cap_factor, groups) -> ScaleResult:
+    """lambda* on all samples from a coarse estimate (made on the subsample, at the band's
+    reference p_a): a 25% bracket step, then bisection; only each group's minimum is kept.
+    ``scale``: each row's _typical_scale."""
     init = np.where(lam_guess > 0, lam_guess, 0.5 * scale)
-    return scale_search(evaluator, len(dirs), init, rtol, lam_max=cap_factor * scale,
+    return scale_search(evaluator, len(scale), init, rtol, lam_max=cap_factor * scale,
                         lam_min=1e-9 * scale, growth=1.25, groups=groups)
 
 
-#: Class-probability bounds the swarm searches directions at: (p_a, p_b), p_b None = binary.
-#: The set of directions (the k-sparse candidates + the swarm's winners) depends on the
-#: configuration only, never on the p_a asked for, so radii from separate calls are minima over
-#: the same directions: consistent and monotone in p_a. One reference keeps a first call cheap;
-#: more references (e.g. 0.6 and 0.99 too) widen the set at a proportional search cost.
-_REFERENCE_BINARY = ((0.9, None),)
-_REFERENCE_MULTICLASS = ((0.9, 0.05),)
-_KEEP = 1.5
+# Directions are searched per *band* of p_a, one band per decade of 1 - p_a (reference p_a
+# 0.6, 0.9, 0.99, 0.999, ...): the worst direction moves with p_a (Cauchy l1 d = 64: the axis at
+# 0.9, k = 3 at 0.999), so each band's candidates compete at a p_a of that band. A configuration's
+# set is the union of the bands searched so far (extended when a call reaches a new band), so
+# every p_a is refined along directions chosen where it lies, and a later call only adds
+# directions (its radii can only be smaller).
+_MAX_BAND = 15
+_KEEP = 1.5            # keep the directions within this factor of a band's best coarse lambda*
+_SPARSE_ALL_BELOW = 16  # k-sparse candidates: every k up to here, then a geometric grid
+_SPARSE_RATIO = 1.3
+
+
+def _band(p_a: np.ndarray) -> np.ndarray:
+    """Band index of each p_a: round(-log10(1 - p_a)), 0 below ~0.68, capped at _MAX_BAND."""
+    decades = -np.log10(np.maximum(1.0 - p_a, 10.0 ** -_MAX_BAND))
+    return np.clip(np.rint(decades), 0, _MAX_BAND).astype(np.int64)
+
+
+def _band_reference(band: int, binary: bool):
+    """(p_a, p_b) a band's directions are searched at; p_b None binary, else (1 - p_a) / 2."""
+    pa = 0.6 if band == 0 else 1.0 - 10.0 ** -band
+    return pa, (None if binary else (1.0 - pa) / 2)
+
+
+def sparse_ks(dim: int):
+    """k of the k-sparse equal-magnitude candidates: every k <= _SPARSE_ALL_BELOW, then a
+    geometric grid (ratio _SPARSE_RATIO) up to dim, dim included."""
+    ks = set(range(1, min(dim, _SPARSE_ALL_BELOW) + 1))
+    x = float(min(dim, _SPARSE_ALL_BELOW))
+    while x < dim:
+        x *= _SPARSE_RATIO
+        ks.add(min(dim, int(round(x))))
+    return np.array(sorted(ks), dtype=np.int64)
+
+
+def sparse_directions(ks: np.ndarray, dim: int, p: float) -> np.ndarray:
+    """u_k = k^(-1/p) (1, .., 1, 0, .., 0) for each k (len(ks) x dim)."""
+    u = (np.arange(dim)[None, :] < ks[:, None]).astype(np.float64)
+    return u if math.isinf(p) else u * np.exp(-np.log(ks.astype(np.float64)) / p)[:, None]
 
 
 @dataclass
-class _DirectionSet:
-    dirs: np.ndarray        # D x d unit directions: the k-sparse candidates + the swarm's winners
-    ref_pa: np.ndarray      # the reference p_a values
-    ref_lam: np.ndarray     # R x D coarse lambda* at each reference (starting points)
+class _Band:
+    dirs: np.ndarray        # the band's kept unit directions
+    lam: np.ndarray         # their coarse lambda* at the band's reference (starting points)
     evaluations: int
     history: list
+
+
+class _DirectionSet:
+    """The directions of one configuration, searched band by band on the search samples."""
+
+    def __init__(self, noise, p, dim, eps_search, backend, swarm, slack, seed, cap_factor,
+                 binary):
+        self.noise, self.p, self.dim, self.eps, self.backend = noise, p, dim, eps_search, backend
+        self.swarm, self.slack, self.seed, self.cap, self.binary = swarm, slack, seed, cap_factor, binary
+        self.tails = _tails(noise, eps_search)
+        self.bands = {}
+
+    def extend(self, bands) -> None:
+        for band in sorted(set(int(b) for b in bands) - set(self.bands)):
+            self.bands[band] = self._search(band)
+
+    def _search(self, band: int) -> _Band:
+        pa, pb = _band_reference(band, self.binary)
+        coarse = lambda dirs: _MarginEvaluator(self.backend, self.noise, self.eps, dirs, pa, pb,
+                                               self.binary, self.slack, self.tails)
+        # k-sparse candidates (every small k: the worst k may be 3), then the swarm over block
+        # profiles starting from the power-of-two ones.
+        cand = sparse_directions(sparse_ks(self.dim), self.dim, self.p)
+        scale = _typical_scale(self.noise, cand)
+        res = scale_search(coarse(cand), len(cand), 0.5 * scale, self.swarm.coarse_rtol,
+                           lam_max=self.cap * scale, lam_min=1e-9 * scale, growth=2.0,
+                           groups=np.zeros(len(cand), dtype=np.int64))
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x5EA5C4, band]))
+        found = direction_search(_scale_fn(coarse, self.noise, self.dim, self.p,
+                                           self.swarm.coarse_rtol, self.cap),
+                                 self.dim, self.swarm, rng)
+        winner = directions_from_levels(found.levels[None, :], self.dim, self.p)
+        dirs = np.vstack([cand, winner])
+        lam = np.append(res.lam, found.lam)   # a pruned candidate's lam is a lower bound
+        # Keep the directions within _KEEP of the band's best: one far above the minimum at
+        # the band's reference is not worth refining at every p_a of the band.
+        keep = lam <= _KEEP * lam.min()
+        return _Band(dirs[keep], lam[keep], res.evaluations + found.evaluations,
+                     [found.history])
+
+    def union(self, bands: np.ndarray):
+        """(D x dim directions of every band searched so far, len(bands) x D starting scales
+        for p_a values in ``bands``: a direction's lambda at that band, else the band median)."""
+        dirs, index = np.unique(np.vstack([b.dirs for b in self.bands.values()]), axis=0,
+                                return_inverse=True)
+        index = index.reshape(-1)
+        guess = {}
+        at = 0
+        for band, entry in self.bands.items():
+            row = np.full(len(dirs), np.median(entry.lam))
+            row[index[at:at + len(entry.dirs)]] = entry.lam
+            guess[band] = row
+            at += len(entry.dirs)
+        return dirs, np.array([guess[int(b)] for b in bands])
+
+    @property
+    def evaluations(self) -> int:
+        return sum(b.evaluations for b in self.bands.values())
+
+    @property
+    def history(self) -> list:
+        return [h for b in self.bands.values() for h in b.history]
 
 
 _direction_sets: "dict" = {}
 _MAX_DIRECTION_SETS = 16
 
 
-def _direction_set(key, noise, p, dim, eps_search, backend, swarm, slack, seed, cap_factor,
-                   binary) -> _DirectionSet:
-    """Directions to refine for this configuration (memoised per ``key``)."""
-    if key in _direction_sets:
-        return _direction_sets[key]
-    refs = _REFERENCE_BINARY if binary else _REFERENCE_MULTICLASS
-    cand = directions_from_levels(sparse_levels(dim), dim, p)
-    winners, cand_lams, win_lams, evals, history = [], [], [], 0, []
-    tails = _tails(noise, eps_search)
-    for r, (pa, pb) in enumerate(refs):
-        coarse = lambda dirs, pa=pa, pb=pb: _MarginEvaluator(backend, noise, eps_search, dirs, pa,
-                                                             pb, binary, slack, tails)
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EA5C4, r]))
-        found = direction_search(_scale_fn(coarse, noise, dim, p, swarm.coarse_rtol, cap_factor),
-                                 dim, swarm, rng)
-        winners.append(directions_from_levels(found.levels[None, :], dim, p)[0])
-        cand_lams.append(found.candidate_lam)
-        win_lams.append(found.lam)
-        evals += found.evaluations
-        history.append(found.history)
-    dirs, index = np.unique(np.vstack([cand, np.array(winners)]), axis=0, return_inverse=True)
-    index = index.reshape(-1)
-    ref_lam = np.full((len(refs), len(dirs)), np.nan)
-    for r in range(len(refs)):
-        ref_lam[r, index[:len(cand)]] = cand_lams[r]
-        ref_lam[r, index[len(cand) + r]] = win_lams[r]
-    ref_lam = np.where(np.isnan(ref_lam), np.nanmedian(ref_lam, axis=1, keepdims=True), ref_lam)
-    # Keep the directions within a factor _KEEP of the best at some reference: one far above
-    # the minimum there is not worth refining at every p_a. The choice depends on the
-    # references only, so the set stays the same for every p_a.
-    keep = (ref_lam <= _KEEP * ref_lam.min(axis=1, keepdims=True)).any(axis=0)
-    out = _DirectionSet(dirs[keep], np.array([pa for pa, _ in refs]), ref_lam[:, keep], evals,
-                        history)
-    if len(_direction_sets) >= _MAX_DIRECTION_SETS:
-        _direction_sets.pop(next(iter(_direction_sets)))
-    _direction_sets[key] = out
-    return out
+def _direction_set(key, *args) -> _DirectionSet:
+    """The memoised direction set of a configuration (``key``)."""
+    if key not in _direction_sets:
+        if len(_direction_sets) >= _MAX_DIRECTION_SETS:
+            _direction_sets.pop(next(iter(_direction_sets)))
+        _direction_sets[key] = _DirectionSet(*args)
+    return _direction_sets[key]
 
 
 def _radii(noise, p_a: np.ndarray, p_b: Optional[np.ndarray], binary, p, dim, bank: SampleBank,
@@ -197,21 +271,20 @@ def _radii(noise, p_a: np.ndarray, p_b: Optional[np.ndarray], binary, p, dim, ba
     eps_search = eps_full[: min(search_samples, eps_full.shape[0])]
     key = (bank.noise, p, dim, bank.num_samples, bank.seed, bank.dtype, str(bank.device), binary,
            swarm.particles, swarm.iterations, search_samples, slack, backend.name, cap_factor)
-    dset = _direction_set(key, noise, p, dim, eps_search, backend, swarm, slack, seed, cap_factor,
-                          binary)
-    dirs = dset.dirs
-    logit = lambda q: np.log(q) - np.log1p(-np.minimum(q, 1 - 1e-15))
-    nearest = np.abs(logit(p_a)[:, None] - logit(dset.ref_pa)[None, :]).argmin(axis=1)
-    guess = dset.ref_lam[nearest]          # K x D starting scales
+    dset = _direction_set(key, noise, p, dim, eps_search, backend, swarm, slack, seed,
+                          cap_factor, binary)
+    bands = _band(p_a)
+    dset.extend(bands)
+    dirs, guess = dset.union(bands)        # D x dim, K x D starting scales
 
     def refine(eps):
         """lambda* for every (p_a, direction) pair -> (K x D) lambdas and found flags."""
         K, D = len(p_a), len(dirs)
-        pair_dirs = np.tile(dirs, (K, 1))
-        evaluator = _MarginEvaluator(backend, noise, eps, pair_dirs, np.repeat(p_a, D),
+        evaluator = _MarginEvaluator(backend, noise, eps, dirs, np.repeat(p_a, D),
                                      None if binary else np.repeat(p_b, D), binary, slack,
-                                     _tails(noise, eps))
-        res = _refine(evaluator, pair_dirs, guess.reshape(-1), noise, rtol, cap_factor,
+                                     _tails(noise, eps), dir_index=np.tile(np.arange(D), K))
+        scale = np.tile(_typical_scale(noise, dirs), K)
+        res = _refine(evaluator, scale, guess.reshape(-1), rtol, cap_factor,
                       groups=np.repeat(np.arange(K), D))
         # A pruned pair's lam is only a lower bound of its lambda*; it is never the minimum.
         lam = np.where(res.pruned, np.inf, res.lam).reshape(K, D)
@@ -233,23 +306,41 @@ def _radii(noise, p_a: np.ndarray, p_b: Optional[np.ndarray], binary, p, dim, ba
             for i in range(len(p_a))]
 
 
-def _exact(noise, pa_arr, p_b, p, dim, return_details):
-    """certified_radius(method="exact"): unicr_fast.exact, reported in the same shapes."""
-    from .exact import exact_radius
-    if not noise.iid:
+#: The radius engines: "auto" picks "exact" for the catalogue's product (i.i.d.) families and
+#: Monte Carlo ("mc") for radial and Custom noise, which have no exact law.
+METHODS = ("auto", "exact", "mc")
+
+
+def resolve_method(noise: Noise, method: str) -> str:
+    """The engine ``method`` means for ``noise``: "exact" or "mc" (ValueError if impossible)."""
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS} ('auto': exact for product noise, "
+                         f"Monte Carlo otherwise), got {method!r}")
+    has_law = noise.iid and noise.family_id is not None
+    if method == "auto":
+        return "exact" if has_law else "mc"
+    if method == "exact" and not noise.iid:
         raise ValueError("method='exact' needs i.i.d. noise (the log-ratio as a sum of "
                          "independent terms); radial noise is certified with method='mc'")
-    if noise.family_id is None:
+    if method == "exact" and not has_law:
         raise ValueError("method='exact' needs a catalogue noise family, not Custom noise")
+    return method
+
+
+def _exact(noise, pa_arr, p_b, p, dim, return_details):
+    """certified_radius(method="exact"): unicr_fast.exact, reported in the same shapes. The
+    dense direction of a detail is built only when details are asked for."""
+    from .exact import exact_radius
     details = []
     for pa in pa_arr.reshape(-1):
         ex = exact_radius(noise, float(pa), p_b, p, dim, return_details=True)
         direction = None
-        if ex.radius > 0:
+        if return_details and ex.radius > 0:
             direction = np.zeros(dim)
             direction[:ex.k] = 1.0 if math.isinf(p) else ex.k ** (-1.0 / p)
         details.append(RadiusDetails(float(ex.radius), float(pa), p_b, direction,
-                                     math.isfinite(ex.radius), ex.evaluations, ex.seconds))
+                                     math.isfinite(ex.radius), ex.evaluations, ex.seconds,
+                                     method="exact", engine=ex.engines.get(ex.k, "")))
     if return_details:
         return details[0] if pa_arr.ndim == 0 else np.array(details, dtype=object).reshape(pa_arr.shape)
     radii = np.array([d.radius for d in details]).reshape(pa_arr.shape)
@@ -289,14 +380,35 @@ def _resolve_device(device) -> torch.device:
 
 
 def _check_pa(p_a) -> np.ndarray:
-    arr = np.asarray(p_a, dtype=np.float64) if not isinstance(p_a, str) else None
-    if arr is None or arr.dtype.kind not in "fiu":
-        raise TypeError(f"p_a must be a number or an array of numbers, got {type(p_a).__name__}")
-    if np.isnan(arr).any():
-        raise ValueError("p_a must not be NaN")
+    arr = check_real_array(p_a, "p_a")
     if ((arr <= 0) | (arr > 1)).any():
         raise ValueError(f"p_a must lie in (0, 1], got {arr[(arr <= 0) | (arr > 1)][0]}")
     return arr
+
+
+#: Fewest noise samples of a Monte-Carlo radius: below it the quantiles behind lambda* are a
+#: handful of order statistics (relative error ~ 1/sqrt(N) over 10%).
+MIN_SAMPLES = 100
+#: Smallest rtol: bisection stops at hi - lo <= rtol * lo, and float64 neighbours of lo lie
+#: about 1e-16 * lo apart, so a smaller rtol never stops.
+_MIN_RTOL = 1e-12
+
+
+def _check_monte_carlo(num_samples: int, dim: int, particles: int) -> None:
+    """The arguments only the Monte-Carlo path needs: enough samples, directions that fit."""
+    if num_samples < MIN_SAMPLES:
+        raise ValueError(f"num_samples must be >= {MIN_SAMPLES} for Monte-Carlo radii, got "
+                         f"{num_samples} (method='exact' takes no samples)")
+    # The search holds dense float64 directions of length dim: a band's k-sparse candidates and
+    # its winner, or a swarm's particles. Samples too large to store are regenerated;
+    # directions are not, so they get the samples' memory limit.
+    rows = max(len(sparse_ks(dim)) + 1, particles)
+    nbytes = rows * dim * 8
+    if nbytes > MAX_SAMPLE_BYTES:
+        raise ValueError(f"dim = {dim} is too large for Monte Carlo: the search holds {rows} "
+                         f"directions x dim float64 ({nbytes / 2**30:.1f} GiB, limit "
+                         f"{MAX_SAMPLE_BYTES / 2**30:.0f} GiB); use method='exact' (i.i.d. "
+                         f"noise) or a smaller dim")
 
 
 def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim: int = None,
@@ -304,29 +416,36 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
                      backend: str = "auto", search_samples: int = 10_000, rtol: float = 1e-4,
                      particles: int = 8, iterations: int = 4, sound: bool = False,
                      beta: float = 1e-3, cap: float = 1e3, dtype: torch.dtype = torch.float32,
-                     method: str = "mc", return_details: bool = False):
+                     method: str = "auto", return_details: bool = False):
     """Certified l_p radius of a smoothed classifier with top-class probability >= ``p_a``
     (and runner-up <= ``p_b``; ``None`` = binary bound, Theorem 3) under ``noise`` (i.i.d., or
     radial: bound to ``dim``) in dimension ``dim``.
 
-    Returns a float (an ndarray if ``p_a`` is an array; one sample set is shared). 0.0 where
-    nothing can be certified (p_a <= p_b, or p_a <= 1/2 binary). The radius is the smallest
-    lambda* over the directions searched (THEORY §4): an approximation from above of the true
-    infimum over directions, with Monte-Carlo error controlled by ``num_samples``.
+    Returns a float (an ndarray if ``p_a`` is an array). 0.0 where nothing can be certified
+    (p_a <= p_b, or p_a <= 1/2 binary). ``return_details=True`` gives ``RadiusDetails`` (which
+    ``method`` ran, the direction, evaluations, time).
 
-    Search knobs: ``search_samples`` samples rank directions at coarse tolerance (the first ones
-    of the N), ``particles`` x ``iterations`` particle swarm after the k-sparse candidates,
-    ``rtol`` the final relative tolerance on lambda. Directions are searched once per
-    configuration (at the reference p_a = 0.9) and memoised; every p_a, of this call or a later
-    one with the same settings, is refined along the same directions (k-sparse + swarm winner). ``cap``: scales beyond ``cap`` noise units
-    (sigma / ||u||_2) are not explored; a direction with no crossing below it reports
-    ``found=False`` in the details and the cap as its radius.
-    ``method="exact"``: no sampling; the minimum over the k-sparse equal-magnitude directions of
-    lambda* computed from the exact law of L (numerical convolution, unicr_fast.exact). Exact
-    where the worst direction is k-sparse (Gaussian any norm, Laplace/uniform l1, any noise
-    l_inf); an upper bound of the true radius elsewhere, like the Monte-Carlo search.
-    ``sound=True`` applies the DKW slack at level ``beta`` and re-checks the final direction on
-    fresh samples (THEORY §6); the result then holds with probability >= 1 - 2 beta over the MC.
+    ``method`` (docs/theory.md §4, §5, §9):
+    - ``"auto"`` (default): ``"exact"`` for the catalogue's product (i.i.d.) families, ``"mc"``
+      for radial and Custom noise.
+    - ``"exact"``: no sampling; the minimum over the k-sparse equal-magnitude directions of
+      lambda* computed from the exact law of L (unicr_fast.exact), to ~1e-9 relative. Exact
+      where the worst direction is k-sparse (Gaussian any norm, log-concave noise in l1, any
+      product noise in l_inf); elsewhere the minimum over those directions. The sampling
+      arguments are not used, and ``sound=True`` changes nothing (there is no sampling error).
+    - ``"mc"``: Monte Carlo on ``num_samples`` common noise draws (at least ``MIN_SAMPLES`` =
+      100; one sample set is shared by all p_a of a call), with the pooled estimator of §5.
+      Directions: the k-sparse candidates (``sparse_ks(dim)``) and a particle swarm over block
+      profiles (``particles`` x ``iterations``), ranked at coarse tolerance on the first
+      ``search_samples`` draws, searched per band of p_a (one per decade of 1 - p_a) and
+      memoised per configuration; every p_a is refined on all N draws to ``rtol`` along the
+      directions of the bands searched so far. The radius is the smallest lambda* found: an
+      approximation from above of the infimum over directions. ``cap``: scales beyond ``cap``
+      noise units (sigma / ||u||_2) are not explored; a direction with no crossing below it
+      reports ``found=False`` and the cap as its radius. The search holds its directions densely
+      (dim float64 each): a dim where they pass 6 GiB is a ValueError.
+      ``sound=True`` applies the DKW slack at level ``beta`` and re-checks the directions on
+      fresh samples (§6); the result then holds with probability >= 1 - 2 beta over the draws.
     """
     if not isinstance(noise, Noise):
         raise TypeError(f"noise must be a unicr_fast.noise.Noise, got {type(noise).__name__}")
@@ -337,22 +456,28 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
     if dim is None:
         raise TypeError("dim is required: the input dimension d")
     dim = check_int(dim, "dim", 1)
+    p = check_norm_in_dim(p, dim)
     noise = noise.bound(dim)     # radial noise lives on R^dim
     num_samples = check_int(num_samples, "num_samples", 1)
     search_samples = check_int(search_samples, "search_samples", 1)
-    seed = check_int(seed, "seed", 0)
+    seed = check_seed(seed)
     rtol = check_positive(rtol, "rtol")
+    if not _MIN_RTOL <= rtol < 1:   # below: the bisection would chase float64 rounding forever
+        raise ValueError(f"rtol must lie in [{_MIN_RTOL:g}, 1), got {rtol:g}")
     cap = check_positive(cap, "cap")
     particles = check_int(particles, "particles", 0)
     iterations = check_int(iterations, "iterations", 0)
+    if not isinstance(sound, bool):   # sound="no" would be truthy
+        raise TypeError(f"sound must be a bool, got {type(sound).__name__}")
+    beta = check_probability_open(beta, "beta")
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    if method not in ("mc", "exact"):
-        raise ValueError(f"method must be 'mc' (Monte Carlo) or 'exact', got {method!r}")
-    if method == "exact":
-        return _exact(noise, pa_arr, p_b, p, dim, return_details)
+    method = resolve_method(noise, method)
     dev = _resolve_device(device)
-    impl = backends.get_backend(backend, dev, noise)
+    impl = backends.get_backend(backend, dev, noise)   # checked for every method
+    if method == "exact":   # no sampling error: sound mode has nothing to bound
+        return _exact(noise, pa_arr, p_b, p, dim, return_details)
+    _check_monte_carlo(num_samples, dim, particles)
     slack = dkw_epsilon(num_samples, beta) if sound else 0.0
 
     bank = get_sample_bank(noise, num_samples, dim, seed, dtype, dev)

@@ -27,9 +27,10 @@ from typing import Optional
 import numpy as np
 from scipy.special import expit, logit
 
-from ._validation import check_int, check_norm, check_positive, check_probability_open
+from ._validation import (check_int, check_norm, check_positive, check_probability_open,
+                          check_seed)
 from .noise import Noise
-from .radius import certified_radius
+from .radius import certified_radius, resolve_method
 
 
 class LogitGrid:
@@ -77,6 +78,44 @@ def _settle(k: np.ndarray, wrong, move: int) -> np.ndarray:
         k = k + move * bad
 
 
+#: Failure probability (beta of sound mode) of the Monte-Carlo radii behind certificates
+#: (docs/theory.md §10): a radius overstates with probability <= 2 beta, so Smooth takes its
+#: Clopper-Pearson bound at alpha - 2 beta (5e-5 = alpha / 20 at Cohen et al.'s alpha = 0.001).
+MC_RADIUS_BETA = 2.5e-5
+
+
+def certifying_kwargs(noise: Noise, radius_kwargs: Optional[dict]) -> dict:
+    """``radius_kwargs`` for radii that back certificates: where the engine is Monte Carlo, sound
+    mode at ``beta`` (default ``MC_RADIUS_BETA``); sound=False there is a ValueError."""
+    kwargs = dict(radius_kwargs or {})
+    if resolve_method(noise, kwargs.get("method", "auto")) != "mc":
+        return kwargs
+    if kwargs.get("sound", True) is not True:
+        raise ValueError("radius_kwargs sound=False: certificates keep their alpha guarantee "
+                         "only with sound Monte-Carlo radii (docs/theory.md §10); drop it, or "
+                         "use method='exact' for product noise")
+    kwargs["sound"] = True
+    kwargs.setdefault("beta", MC_RADIUS_BETA)
+    return kwargs
+
+
+def radius_failure(noise: Noise, radius_kwargs: dict) -> float:
+    """Probability that a radius computed with these settings overstates: 0 for exact radii,
+    2 beta for sound Monte Carlo; ValueError for Monte Carlo without sound mode."""
+    if resolve_method(noise, radius_kwargs.get("method", "auto")) != "mc":
+        return 0.0
+    return monte_carlo_failure(radius_kwargs)
+
+
+def monte_carlo_failure(radius_kwargs: dict) -> float:
+    """``radius_failure`` of Monte-Carlo radii computed with ``radius_kwargs``."""
+    if radius_kwargs.get("sound") is not True:
+        raise ValueError("these radii come from Monte Carlo without sound mode, so they can "
+                         "overstate with unknown probability; certify with sound=True "
+                         "(docs/theory.md §10)")
+    return 2.0 * radius_kwargs.get("beta", 1e-3)
+
+
 # Arguments the cache sets itself; radius_kwargs may hold any other certified_radius keyword.
 _RESERVED = {"noise", "p_a", "p_b", "norm", "dim", "num_samples", "seed", "device", "return_details"}
 
@@ -97,7 +136,7 @@ class RadiusCache:
         self.grid = LogitGrid(step)
         self.step = self.grid.step
         self.num_samples = check_int(num_samples, "num_samples", 1)
-        self.seed = check_int(seed, "seed", 0)
+        self.seed = check_seed(seed)
         self.device = device
         self.radius_kwargs = dict(radius_kwargs or {})
         reserved = sorted(_RESERVED & set(self.radius_kwargs))
@@ -143,6 +182,11 @@ class RadiusCache:
         self.misses += len(missing)
         self.hits += len(keys) - len(missing)
         return np.array([self._radii[k] for k in keys]).reshape(np.shape(p_a))
+
+    @property
+    def failure(self) -> float:
+        """Probability that this cache's radii overstate (``radius_failure``)."""
+        return radius_failure(self.noise, self.radius_kwargs)
 
     def __len__(self) -> int:
         return len(self._radii)

@@ -50,12 +50,17 @@ after every chunk (temporary file + ``os.replace``: a reader never sees half a f
 building into an existing file resumes it once its settings are checked to be the same.
 
 File (.npz, read with ``allow_pickle=False``): ``meta`` (a JSON string: format, version,
-complete, settings), ``p_a``, ``radii`` and, multiclass, ``p_b`` and ``radii_mc``
+complete, settings, integrity), ``p_a``, ``radii`` and, multiclass, ``p_b`` and ``radii_mc``
 (len(p_a) x len(p_b)). The settings are everything that determines the numbers: noise (name +
 parameters), norm, dim, binary or multiclass, engine (num_samples, seed, method, radius_kwargs),
 grid (step, index range, step_b) and chunk. The device is not: another device changes the
 radii by floating-point rounding only. ``sha256`` hashes settings and radii, not the file's
-bytes, so a rebuilt table with the same numbers has the same hash.
+bytes, so a rebuilt table with the same numbers has the same hash. ``integrity`` (format
+version 2) is the sha256 of the rest of ``meta`` and of every array (name, dtype, shape,
+bytes), checked on every load: a table edited after it was written -- its norm, its radii --
+is refused, since it would serve radii of another table (it guards against accidents, not
+against someone who recomputes the hash). Version 1 files (no integrity hash) are refused with
+a request to rebuild.
 
 Custom noise has no name + parameters that identify it: a table of it can be built and used in
 memory (``check_matches`` then accepts only that very noise object), but not saved.
@@ -73,14 +78,16 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ._validation import check_int, check_norm, check_positive, check_probability_open
+from ._validation import (check_int, check_norm, check_positive, check_probability_open,
+                          check_seed)
 from .confidence import clopper_pearson_lower
 from .noise import Custom, Noise
 from .radius import certified_radius
-from .radius_cache import _RESERVED, LogitGrid
+from .radius import resolve_method
+from .radius_cache import _RESERVED, LogitGrid, certifying_kwargs, monte_carlo_failure
 
 FORMAT = "unicr_fast.radius_table"
-VERSION = 1
+VERSION = 2     # 2: meta carries an integrity hash (``_integrity``)
 DEFAULT_STEP = 0.01
 DEFAULT_STEP_B = 0.1
 DEFAULT_CHUNK = 64
@@ -195,6 +202,14 @@ class RadiusTable:
         return self.settings["engine"]
 
     @property
+    def failure(self) -> float:
+        """Probability that this table's radii overstate (radius_cache.radius_failure): 0 for
+        exact radii; a Monte-Carlo table must have been built in sound mode to certify."""
+        if self.engine["method"] != "mc":   # recorded as resolved: "exact" or "mc"
+            return 0.0
+        return monte_carlo_failure(self.engine["radius_kwargs"])
+
+    @property
     def key(self):
         """(norm, dim): what a ``Smooth`` files the table under."""
         return self.norm, self.dim
@@ -270,7 +285,7 @@ class RadiusTable:
               step: float = DEFAULT_STEP, step_b: float = DEFAULT_STEP_B, p_min: float = 0.5,
               p_max: Optional[float] = None, n: Optional[int] = None,
               alpha: Optional[float] = None, num_samples: int = 100_000, seed: int = 0,
-              method: str = "mc", radius_kwargs: Optional[dict] = None,
+              method: str = "auto", radius_kwargs: Optional[dict] = None,
               chunk: int = DEFAULT_CHUNK, device="auto", path=None,
               progress: bool = True) -> "RadiusTable":
         """Compute the table with ``certified_radius(noise, ..., num_samples, seed, device,
@@ -281,6 +296,8 @@ class RadiusTable:
         multiclass)`` with n = 100,000 and alpha = 0.001 unless given (give p_max or (n, alpha),
         not both). ``step`` / ``step_b``: logit steps of the p_a / p_b grids; ``chunk``: p_a
         points per engine call. ``radius_kwargs`` values must be JSON numbers, strings or bools.
+        ``method`` "auto" is recorded as the engine it resolves to; a Monte-Carlo table is built
+        in sound mode (``radius_cache.certifying_kwargs``), as its radii back certificates.
         """
         if isinstance(noise, Noise):
             noise = noise.bound(check_int(dim, "dim", 1))   # radial noise lives on R^dim
@@ -373,9 +390,12 @@ class RadiusTable:
         path = os.fspath(path)
         meta = {"format": FORMAT, "version": VERSION, "complete": self.complete,
                 "settings": self.settings}
-        arrays = {"meta": np.array(json.dumps(meta)), "p_a": self.p_a, "radii": self.radii}
+        arrays = {"p_a": self.p_a, "radii": self.radii}
         if self.multiclass:
             arrays.update(p_b=self.p_b, radii_mc=self.radii_mc)
+        arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items()}
+        meta["integrity"] = _integrity(meta, arrays)
+        arrays["meta"] = np.array(json.dumps(meta))
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"   # one per process: concurrent builds never share one
         try:
@@ -430,6 +450,13 @@ class RadiusTable:
             _check_arrays(table, arrays)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"'{path}' is a corrupted radius table ({exc}); rebuild it") from None
+        # Last, so that damage the checks above name is reported as such.
+        recorded = meta.pop("integrity", None)
+        if recorded != _integrity(meta, {k: v for k, v in arrays.items() if k != "meta"}):
+            raise ValueError(f"'{path}' fails its integrity check: its metadata or arrays differ "
+                             f"from what was written (the sha256 recorded in it does not match "
+                             f"its contents), so its radii cannot be trusted; rebuild it with "
+                             f"`unicr table`")
         return table
 
 
@@ -452,15 +479,18 @@ def _settings(noise, norm, dim, multiclass, step, step_b, p_min, p_max, n, alpha
     elif n is not None or alpha is not None:
         raise ValueError("give p_max or (n, alpha), not both: (n, alpha) set p_max")
     p_max = check_probability_open(p_max, "p_max")
-    if method not in ("mc", "exact"):
-        raise ValueError(f"method must be 'mc' (Monte Carlo) or 'exact', got {method!r}")
+    method = resolve_method(noise, method)
+    radius_kwargs = _radius_kwargs(radius_kwargs)
+    if method == "mc":   # the table's radii back certificates: sound mode
+        radius_kwargs = certifying_kwargs(noise, dict(radius_kwargs, method="mc"))
+        del radius_kwargs["method"]
     grid = _Grid.span(check_positive(step, "step"), p_min, p_max,
                       check_positive(step_b, "step_b") if multiclass else None)
     settings = {"noise": noise_record(noise), "norm": "inf" if math.isinf(p) else p,
                 "dim": check_int(dim, "dim", 1), "multiclass": multiclass,
                 "engine": {"num_samples": check_int(num_samples, "num_samples", 1),
-                           "seed": check_int(seed, "seed", 0), "method": method,
-                           "radius_kwargs": _radius_kwargs(radius_kwargs)},
+                           "seed": check_seed(seed), "method": method,
+                           "radius_kwargs": dict(sorted(radius_kwargs.items()))},
                 "grid": dataclasses.asdict(grid), "chunk": check_int(chunk, "chunk", 1)}
     return json.loads(json.dumps(settings))   # exactly what a file gives back
 
@@ -490,6 +520,17 @@ def _diff(old: Dict, new: Dict, prefix: str = "") -> List[str]:
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} there, {b!r} now")
     return out
+
+
+def _integrity(meta: Dict, arrays: Dict) -> str:
+    """sha256 of a table file's contents: ``meta`` (without its integrity entry) and every
+    array by name, dtype, shape and bytes."""
+    h = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+    for name in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[name])
+        h.update(f"\n{name} {arr.dtype.str} {arr.shape}\n".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
 
 
 def _meta(arrays: Dict, path: str) -> Dict:

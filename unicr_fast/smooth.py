@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from scipy.stats import binomtest
 
-from ._validation import check_int, check_norm, check_probability_open
+from ._validation import check_int, check_norm, check_probability_open, check_seed
 from .confidence import clopper_pearson_lower, clopper_pearson_upper
 from .noise import Gaussian, Noise
-from .radius_cache import RadiusCache
+from .radius_cache import RadiusCache, certifying_kwargs
 from .radius_table import RadiusTable
 from .reference import gaussian_radius
 
@@ -53,9 +53,15 @@ class Smooth:
     input's guarantee holds on its own); set ``smooth.seed`` per input for independent draws.
 
     Radii: Gaussian noise uses the exact closed form (no search, no Monte Carlo). Any other noise
-    calls the radius engine with dim = x.numel(), ``radius_samples`` samples, seed ``seed`` (as
+    calls the radius engine (``method="auto"``: exact laws for product noise, Monte Carlo for
+    radial and Custom noise) with dim = x.numel(), ``radius_samples`` samples, seed ``seed`` (as
     given at construction), ``device`` (None: "auto") and ``radius_kwargs`` (any other
     ``certified_radius`` keyword); its radii are memoised in ``self.radius_cache``.
+
+    Soundness (docs/theory.md §10): Monte-Carlo radii run in sound mode at
+    ``radius_kwargs["beta"]`` (default ``MC_RADIUS_BETA`` = 2.5e-5), and ``certify`` then takes
+    its Clopper–Pearson bound at ``alpha - 2 beta``, so a certificate is false with probability
+    <= alpha whatever the engine and ``radius_samples``. Exact radii need no share of alpha.
 
     Radius tables (``radius_table``: a ``RadiusTable``, a path to a saved one, or a list of
     them; or ``use_radius_table`` later) answer for their (norm, dim), kept in
@@ -86,10 +92,10 @@ class Smooth:
         self.noise = noise
         self.norm = check_norm(norm)
         self.multiclass = multiclass
-        self.seed = check_int(seed, "seed", 0)
+        self.seed = check_seed(seed)
         self.radius_cache = RadiusCache(noise, num_samples=radius_samples, seed=self.seed,
                                         device="auto" if device is None else device,
-                                        radius_kwargs=radius_kwargs)
+                                        radius_kwargs=certifying_kwargs(noise, radius_kwargs))
         self.radius_tables: Dict[Tuple[float, int], RadiusTable] = {}
         if radius_table is not None:
             many = isinstance(radius_table, (list, tuple))
@@ -126,6 +132,7 @@ class Smooth:
                 batch_size: int) -> Tuple[int, float]:
         """(label, radius) in this Smooth's norm; (ABSTAIN, 0.0) when nothing is certified.
         The label is chosen on ``n0`` draws, its probability bounded on ``n`` fresh ones."""
+        alpha = self._bounds_alpha(alpha, [self.norm], x)
         label, p_a, p_b, dim = self.probability_bounds(x, n0, n, alpha, batch_size)
         if label == self.ABSTAIN:
             return self.ABSTAIN, 0.0
@@ -133,17 +140,23 @@ class Smooth:
 
     def certify_norms(self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int,
                       norms: Sequence = (1, 2, "inf")) -> Tuple[int, Dict]:
-        """(label, {norm: radius}) for several norms from one set of counts (keys as given)."""
+        """(label, {norm: radius}) for several norms from one set of counts (keys as given;
+        two keys naming one norm, such as 2 and "2.0", are a ValueError)."""
         if isinstance(norms, (str, int, float)) or not hasattr(norms, "__iter__"):
             raise TypeError(f"norms must be a sequence of norms such as (1, 2, 'inf'), got {norms!r}")
         norms = tuple(norms)
         if not norms:
             raise ValueError("norms must not be empty")
-        exponents = {q: check_norm(q) for q in norms}
+        exponents = [check_norm(q) for q in norms]
+        if len(set(exponents)) < len(norms):   # 2, 2.0 and "2" are one norm (2 == 2.0 as keys)
+            p = next(p for p in exponents if exponents.count(p) > 1)
+            first, second = [q for q, e in zip(norms, exponents) if e == p][:2]
+            raise ValueError(f"norms must be distinct, got {first!r} and {second!r}, both l_{p:g}")
+        alpha = self._bounds_alpha(alpha, exponents, x)
         label, p_a, p_b, dim = self.probability_bounds(x, n0, n, alpha, batch_size)
         if label == self.ABSTAIN:
             return self.ABSTAIN, {q: 0.0 for q in norms}
-        return label, {q: self._radius(p_a, p_b, p, dim) for q, p in exponents.items()}
+        return label, {q: self._radius(p_a, p_b, p, dim) for q, p in zip(norms, exponents)}
 
     # -- steps ---------------------------------------------------------------------------------
     def probability_bounds(self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int):
@@ -170,6 +183,27 @@ class Smooth:
         p_b = min(clopper_pearson_upper(n_b, n, alpha / 2), 1.0 - p_a)
         return (self.ABSTAIN if p_a <= p_b else label), p_a, p_b, x.numel()
 
+    def _bounds_alpha(self, alpha, norms, x) -> float:
+        """The level of the probability bounds behind a certificate at total level ``alpha``:
+        alpha less the probability that a radius engine overstates (docs/theory.md §10; 0 for
+        the closed form and exact radii, 2 beta for sound Monte Carlo)."""
+        alpha = check_probability_open(alpha, "alpha")
+        dim = x.numel() if torch.is_tensor(x) else None
+        failure = max(self._engine_failure(p, dim) for p in norms)
+        if failure >= alpha:
+            raise ValueError(f"alpha = {alpha:g} must exceed the Monte-Carlo radius engine's "
+                             f"failure probability {failure:g} (2 x its sound-mode beta, "
+                             f"docs/theory.md §10); lower radius_kwargs['beta'] or raise alpha")
+        return alpha - failure
+
+    def _engine_failure(self, p: float, dim: Optional[int]) -> float:
+        table = self.radius_tables.get((p, dim))
+        if table is not None:
+            return table.failure
+        if isinstance(self.noise, Gaussian):
+            return 0.0
+        return getattr(self.radius_cache, "failure", 0.0)
+
     def _radius(self, p_a: float, p_b: Optional[float], p: float, dim: int) -> float:
         table = self.radius_tables.get((p, dim))
         if table is not None:
@@ -188,6 +222,9 @@ class Smooth:
         # Noise families sample in float32/float64; half-precision inputs get float32 draws.
         draw_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         counts = torch.zeros(self.num_classes, dtype=torch.long, device=x.device)
+        # argmax of a NaN row is 0: a broken model would be counted as voting for class 0.
+        # Rows with a NaN/inf logit are counted on the device (no sync per batch), refused below.
+        bad = torch.zeros((), dtype=torch.long, device=x.device)
         for start in range(0, num, batch_size):
             size = min(batch_size, num - start)
             batch = self.noise.sample((size, *x.shape), generator=gen, device=x.device,
@@ -197,7 +234,12 @@ class Smooth:
                 got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
                 raise ValueError(f"model output must have shape (batch, num_classes) = "
                                  f"({size}, {self.num_classes}), got {got}")
+            bad += (~torch.isfinite(out)).any(dim=1).sum()
             counts += torch.bincount(out.argmax(dim=1), minlength=self.num_classes)
+        if int(bad):
+            raise ValueError(f"model returned non-finite outputs (NaN/inf) for {int(bad)} of "
+                             f"{num} noisy inputs; their argmax is no prediction, so nothing is "
+                             f"counted: fix the model (or its input scaling) to give finite logits")
         return counts.cpu().numpy()
 
     def _check_input(self, x, batch_size) -> None:

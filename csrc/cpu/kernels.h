@@ -63,6 +63,19 @@ void threshold_stats(const double* a, const double* b, int64_t num_rows, int64_t
                      const double* p_a, const double* p_b, double tie_rtol, double* stats,
                      int num_threads);
 
+// Pooled worst-case probabilities (docs/theory.md §5), one row of 4 doubles per shift:
+//   t_A, P_Y(S_A), t_B, P_Y(S_B)
+// estimated from the 2N values {a_i} u {b_i} as one sample of (X + Y) / 2, value v weighted by
+// 1 / (1 + e^v) towards X and e^v / (1 + e^v) towards Y (self-normalised). t_A: the value
+// whose X-mass strictly above is <= 1 - p_a < X-mass at or above; t_B: X-mass strictly above
+// < p_b <= at or above (t_B = +inf when p_b = 0). Tie sets as in threshold_stats; the worst
+// classifier takes the fraction residual / P_X(tie) of a tie set's Y-mass. P_Y(S_B) always
+// includes the Y-mass at L = +inf.
+constexpr int kNumPooledStats = 4;
+void pooled_stats(const double* a, const double* b, int64_t num_rows, int64_t num_samples,
+                  const double* p_a, const double* p_b, double tie_rtol, double* stats,
+                  int num_threads);
+
 // I.i.d. draws of a noise family into out (N x d, float32 if single else float64), element
 // (i, j) a pure function of (seed, i, j): the Philox stream the CUDA module uses too.
 void sample(int family, const double* params, uint64_t seed, int64_t num_samples, int64_t dim,
