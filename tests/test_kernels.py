@@ -81,15 +81,18 @@ def test_column_prefix_of_wider_matrix_needs_no_copy(gen):
 
 
 @pytest.mark.parametrize("case", FAMILY_CASES[:6], ids=family_id)
-@pytest.mark.parametrize("p_a, p_b", [(0.9, 0.05), (0.5, 0.5), (1.0, 0.0), (0.55, 0.45), (0.999, 0.001)])
-def test_threshold_stats_cpu_equals_torch(case, p_a, p_b, gen):
+@pytest.mark.parametrize("p_a, p_b", [(0.9, 0.05), (0.5, 0.5), (1.0, 0.0), (0.55, 0.45),
+                                      (0.999, 0.001), (0.99999, 1e-6)])
+@pytest.mark.parametrize("stats", [backends.threshold_stats, backends.pooled_stats])
+def test_statistics_cpu_equal_torch(case, p_a, p_b, stats, gen):
     noise = make_noise(case)
     eps = noise.sample((1001, 6), generator=gen, dtype=torch.float64)
     shifts = random_shifts(gen, 4, 6, scale=noise.sigma)
     a, b = backends.log_ratio(noise, eps, shifts, backend="cpu")
-    s_cpu = backends.threshold_stats(a, b, p_a, p_b, backend="cpu")
-    s_ref = backends.threshold_stats(a, b, p_a, p_b, backend="torch")
-    torch.testing.assert_close(s_cpu, s_ref, rtol=1e-12, atol=1e-15)
+    s_cpu = stats(a, b, p_a, p_b, backend="cpu")
+    s_ref = stats(a, b, p_a, p_b, backend="torch")
+    # the pooled sums run in another order (selection vs sort): rounding of 2N terms
+    torch.testing.assert_close(s_cpu, s_ref, rtol=1e-10, atol=1e-13)
 
 
 def test_threshold_stats_ties_and_quantiles():
@@ -118,6 +121,67 @@ def test_threshold_stats_p_b_zero_counts_only_infinite_y():
         assert s[4] == math.inf and s[5] == 0 and s[6] == 0 and s[7] == pytest.approx(0.25)
 
 
+def test_pooled_stats_fuzz_atoms_and_infinities():
+    """Random rows built from a few atoms (ties), +-inf and a continuous part, any N >= 1: the
+    compiled weighted quickselect and the torch sort agree."""
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        M, N = 4, int(rng.integers(1, 60))
+        a = rng.choice([-math.inf, -1.0, 0.0, 0.5, 2.0], size=(M, N))
+        b = rng.choice([-1.0, 0.0, 0.5, 2.0, math.inf], size=(M, N))
+        a = a + rng.normal(size=(M, N)) * (rng.uniform(size=(M, N)) < 0.3)
+        p_a = rng.uniform(0.5, 1.0, M)
+        p_b = rng.uniform(0, 1, M) * (1 - p_a)
+        p_b[0], p_a[1] = 0.0, 1.0
+        a, b = torch.from_numpy(a), torch.from_numpy(b)
+        s_cpu = backends.pooled_stats(a, b, p_a, p_b, backend="cpu")
+        s_ref = backends.pooled_stats(a, b, p_a, p_b, backend="torch")
+        torch.testing.assert_close(s_cpu, s_ref, rtol=1e-10, atol=1e-13, equal_nan=True)
+
+
+def test_pooled_stats_on_atoms_split_the_tie_set():
+    """Atoms only: every value v carries X-mass n_v / (1 + e^v) and Y-mass n_v e^v / (1 + e^v)
+    (normalised), and the worst classifier takes the fraction of the tie set it needs."""
+    a = torch.tensor([[0, 0, 0, 0, 1, 1, 1, 1, 2, 2]], dtype=torch.float64)
+    b = torch.tensor([[0, 1, 1, 1, 1, 2, 2, 2, 2, math.inf]], dtype=torch.float64)
+    values, counts = np.unique(torch.cat([a, b], 1).numpy(), return_counts=True)
+    mx = np.where(np.isinf(values), 0.0, counts / (1 + np.exp(values)))
+    my = counts - mx
+    mx, my = mx / mx.sum(), my / my.sum()
+    p_a, p_b = 0.6, 0.3
+    # t_A: the value with X-mass strictly above <= 1 - p_a < at or above
+    above = np.cumsum(mx[::-1])[::-1] - mx
+    i = int(np.nonzero(above <= 1 - p_a)[0][0])
+    frac = (p_a - mx[:i].sum()) / mx[i]
+    py_sa = my[:i].sum() + frac * my[i]
+    # t_B: X-mass strictly above < p_b <= at or above; +inf always belongs to the runner-up
+    j = int(np.nonzero(above < p_b)[0][0])
+    py_sb = my[j + 1:].sum() + (p_b - above[j]) / mx[j] * my[j]
+    for backend in ("cpu", "torch"):
+        t_a, sa, t_b, sb = backends.pooled_stats(a, b, p_a, p_b, backend=backend)[0].tolist()
+        assert (t_a, t_b) == (values[i], values[j])
+        assert sa == pytest.approx(py_sa, rel=1e-12) and sb == pytest.approx(py_sb, rel=1e-12)
+
+
+def test_pooled_tie_share_of_a_continuous_sample_is_at_most_one_over_n(gen):
+    """docs/theory.md §5: with no atoms, the tie term adds at most the threshold sample's own
+    Y-weight (<= about 1/N), however far in the tail t_A lies -- where the per-side estimator
+    added e^t_A x (a residual up to 1/N). Masses by the definition (sigmoid weights, normalised)."""
+    N = 2000
+    a = torch.randn(1, N, generator=gen, dtype=torch.float64) * 3 - 4.5   # L ~ N(-s^2/2, s^2)
+    b = torch.randn(1, N, generator=gen, dtype=torch.float64) * 3 + 4.5   # its Y-law, s = 3
+    p_a = torch.from_numpy(1 - np.logspace(-1, -7, 200))
+    v = torch.cat([a, b], 1)[0]
+    wy = torch.sigmoid(v) / torch.sigmoid(v).sum()
+    assert float(wy.max()) <= 1.1 / N
+    rows = lambda t: t.expand(len(p_a), N).contiguous()
+    for backend in ("cpu", "torch"):
+        stats = backends.pooled_stats(rows(a), rows(b), p_a, 0.0, backend=backend)
+        for t_a, py_sa in zip(stats[:, 0].tolist(), stats[:, 1].tolist()):
+            py_below = float(wy[v < t_a].sum())
+            assert -1e-12 <= py_sa - py_below <= float(wy[v == t_a].sum()) + 1e-12
+
+
 # ---- bad inputs: clear errors from Python, and from the compiled core directly ----
 
 def _eps(dtype=torch.float64):
@@ -140,6 +204,8 @@ def _eps(dtype=torch.float64):
     (lambda n: backends.threshold_stats(torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, 4, dtype=torch.float64), 0.9, [0.1, 0.2, 0.3]), ValueError, "p_b"),
     (lambda n: backends.threshold_stats(torch.zeros(2, 4), torch.zeros(2, 4), 0.9, 0.1), TypeError, "a must"),
     (lambda n: backends.threshold_stats(torch.full((2, 4), math.nan, dtype=torch.float64), torch.zeros(2, 4, dtype=torch.float64), 0.9, 0.1), ValueError, "NaN"),
+    (lambda n: backends.pooled_stats(torch.zeros(2, 4, dtype=torch.float64), torch.full((2, 4), math.nan, dtype=torch.float64), 0.9, 0.1), ValueError, "NaN"),
+    (lambda n: backends.pooled_stats(torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, 4, dtype=torch.float64), 0.9, -0.1), ValueError, "p_b"),
 ])
 def test_bad_inputs_raise_clear_errors(call, err, match):
     with pytest.raises(err, match=match):
@@ -173,6 +239,10 @@ def test_compiled_core_validates_on_its_own():
         (lambda: _cpu.threshold_stats(np.zeros((2, 3)), np.zeros((2, 3)), np.array([0.9]), np.array([0.1]), 1e-9), ValueError),
         (lambda: _cpu.threshold_stats(np.zeros((2, 3)), np.zeros((2, 3)), np.array([0.9, 0.9]), np.array([0.1, 0.1]), -1.0), ValueError),
         (lambda: _cpu.threshold_stats(np.full((2, 3), np.inf), np.zeros((2, 3)), np.array([0.9, 0.9]), np.array([0.1, 0.1]), 1e-9), ValueError),
+        (lambda: _cpu.pooled_stats(np.zeros((2, 3)), np.zeros((2, 3)), np.array([0.9, 2.0]), np.array([0.1, 0.1]), 1e-9), ValueError),
+        (lambda: _cpu.pooled_stats(np.zeros((2, 3)), np.zeros((2, 4)), np.array([0.9, 0.9]), np.array([0.1, 0.1]), 1e-9), ValueError),
+        (lambda: _cpu.pooled_stats(np.zeros((2, 3)), np.full((2, 3), np.nan), np.array([0.9, 0.9]), np.array([0.1, 0.1]), 1e-9), ValueError),
+        (lambda: _cpu.pooled_stats(np.zeros((2, 3), dtype=np.float32), np.zeros((2, 3)), np.array([0.9, 0.9]), np.array([0.1, 0.1]), 1e-9), TypeError),
     ]
     for call, err in cases:
         with pytest.raises(err):
