@@ -33,8 +33,10 @@ def dkw(dim, n=N):
 
 
 def radius(noise, p_a, dim, norm=2, p_b=None, **kw):
+    """The Monte-Carlo engine (this file's subject; the exact one has tests/test_exact.py)."""
     kw.setdefault("num_samples", N)
     kw.setdefault("particles", 0)
+    kw.setdefault("method", "mc")
     return uc.certified_radius(noise, p_a, p_b=p_b, norm=norm, dim=dim, seed=kw.pop("seed", 0),
                                device="cpu", **kw)
 
