@@ -45,30 +45,45 @@ The law of L comes from one of four engines, chosen automatically (reported in t
     (ii) series truncation ``sum_{l > N} |psi(w_l)|^k / (pi l)`` with N chosen so that
     ``|psi|^k < 1e-17`` over the last quarter of the series and at spot checks up to ``4 w_N`` (and
     at the lattice frequencies of atoms), i.e. ~1e-16; (iii) quadrature and rounding, ~1e-16
-    relative in ``psi - 1``, ``k`` times that in ``log psi^k``: ~1e-11 at k = 150528. Measured: the
-    Gaussian closed forms hold to < 1e-10 relative for k up to 150,528. The engine declines
-    (falls back to the lattice) when the decay needs more than 4096 terms or 3e6 node-frequency
-    pairs: small k with singular densities of ``l_c`` (hyperbolic secant, Cauchy: ``|psi| ~
-    w^(-1/2)``), and Laplace noise while L is still lattice-like (``|psi(pi/a)|^k`` not negligible).
+    relative in ``psi - 1`` (its imaginary part in a reflected form that does not cancel as
+    c -> 0), so ~1e-16 ``|k log psi|`` <= 4e-15 in ``log psi^k`` where ``|psi^k|`` matters.
+    Measured: against the exact normal law of L of Gaussian noise, every CDF value to <= 1e-15
+    absolute for k from 2 to 2^40; the Gaussian closed forms to < 1e-10 relative for k up to
+    150,528. The engine declines (falls back to the lattice) when the decay needs more than
+    4096 terms or 3e6 node-frequency pairs: small k with singular densities of ``l_c``
+    (hyperbolic secant, Cauchy: ``|psi| ~ w^(-1/2)``), and Laplace noise while L is still
+    lattice-like (``|psi(pi/a)|^k`` not negligible).
 
 ``"lattice"`` (everything else) -- ``l_c`` is discretised on the symmetric lattice ``h Z`` (for
     Laplace noise ``a = c/b`` is a lattice point, so the atoms stay exact). The mass of every cell
     ``[jh, (j+1)h]`` is computed exactly (level sets, as in "direct") and split between its two
     end points so that the cell keeps both its mass and its tilted mass ``E[e^l; cell]`` (= the
-    mass of the mirror cell, by symmetry). The discretised term thus satisfies the tilt identity
-    exactly, and so does its k-fold convolution (one real FFT, ``Z^k``): the margin is the exact
-    margin of a nearby pair of laws. The discretisation acts like extra noise of variance
-    ``~ w_C h^2 / 6`` per term (``w_C``: continuous fraction of the 1-D law): a relative error of
-    ``~ w_C h^2 / (12 Var l_c)`` on lambda in the CLT regime. ``h`` is chosen to make that
-    ``_LATTICE_TOL = 2e-7`` and the margins at ``h`` and ``h/2`` are Richardson-extrapolated,
-    ``(4 m_{h/2} - m_h) / 3``, which removes the ``h^2`` term; ``|m_{h/2} - m_h|`` is reported,
-    converted to lambda, as ``error_estimate``. Measured: the extrapolated margins agree with the
-    Fourier engine and with an independent k = 2 computation to <= 1e-8 (every family), i.e.
-    lambda to ~1e-7 relative or better; the estimate bounds the observed error in every test.
-    Roots are first bracketed on a coarse lattice (``_LATTICE_TOL_COARSE``), then refined on the
-    accurate one inside a 2e-4 bracket.
+    mass of the mirror cell, by symmetry; when ``e^h - 1`` is too small for that ratio to survive
+    the rounding of the masses -- c -> 0 as p_a -> 1/2, or large k -- it is integrated instead,
+    ``e^h m - int_0^h e^u (G(jh + u) - G(jh)) du``). The discretised term thus satisfies the tilt
+    identity exactly (to rounding), and so does its k-fold convolution (one real FFT, ``Z^k``):
+    the margin is the exact margin of a nearby pair of laws. The discretisation acts like extra
+    noise of variance ``~ w_C h^2 / 6`` per term (``w_C``: continuous fraction of the 1-D law): a
+    relative error of ``~ w_C h^2 / (12 Var l_c)`` on lambda in the CLT regime. ``h`` is chosen to
+    make that ``_LATTICE_TOL = 2e-7`` and the margins at ``h`` and ``h/2`` are
+    Richardson-extrapolated, ``(4 m_{h/2} - m_h) / 3``, which removes the ``h^2`` term;
+    ``|m_{h/2} - m_h|`` is reported, converted to lambda, as ``error_estimate``. Measured: the
+    extrapolated margins agree with the Fourier engine and with an independent k = 2 computation to
+    <= 1e-8 (every family), i.e. lambda to ~1e-7 relative or better; the estimate bounds the
+    observed error in every test. Roots are first bracketed on a coarse lattice
+    (``_LATTICE_TOL_COARSE``), then refined on the accurate one inside a 2e-4 bracket.
 
 Truncating x where the noise has 1e-20 mass left changes every probability by < k * 2e-20.
+
+Ends of p_a. An absolute error ``e`` on the probabilities acts on a radius like an error ``e`` on
+p_a: ``e dR/dp_a`` (Gaussian l2: ``sigma e / phi(Phi^-1(p_a))``), which exceeds 1e-6 relative only
+near the ends. ``e`` is rounding for "direct" and "atoms", a few ulps (<= 4.4e-16; probabilities
+near 1 are rounded to 1.1e-16); <= 2e-15 for "fourier" (measured <= 1e-15, above); margins to
+~1e-8 for "lattice" (above). So the closed forms hold to 1e-6 from p_a ~ 1/2 + 1e-9 to
+~ 1 - 1e-10, and beyond to ``e dR/dp_a`` (Gaussian, p_a = 1 - 1e-12: 2e-6 relative per 1e-16).
+The log-ratios are evaluated in forms that keep their relative accuracy as c -> 0, and the mass
+at -inf (bounded support) as ``-expm1(k log1p(-p))``, so that p_a -> 1/2 gives radii -> 0 with
+that accuracy. p_a = 1 gives ``inf`` for full support and the finite limit for bounded support.
 
 Scope of ``exact_radius``: the minimum of ``lambda*(u_k)`` over the k-sparse family -- an upper
 bound on the radius (the infimum over all directions), equal to it where the worst direction lies
@@ -229,17 +244,30 @@ def _log_ratio(noise: Noise, fam: _Family, x: np.ndarray, c: float) -> np.ndarra
     if isinstance(noise, Gaussian):
         return c * (2 * x - c) / (2 * noise.sigma ** 2)
     if fam.kind == "laplace":
-        return (np.abs(x) - np.abs(x - c)) / fam.b
+        # |x| - |x - c| = clip(2x - c, -c, c) for c >= 0, exactly: no cancellation for |x| >> c
+        return np.clip(2 * x - c, -c, c) / fam.b
     if isinstance(noise, GeneralNormal):
-        return (np.abs(x) / noise.a) ** noise.beta - (np.abs(x - c) / noise.a) ** noise.beta
+        z = (np.abs(x) / noise.a) ** noise.beta
+        near = z - (np.abs(x - c) / noise.a) ** noise.beta
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # x, x - c on one side of 0: |x - c|^beta = |x|^beta (1 - c/x)^beta; the difference
+            # of the powers would lose ~ log10(|x| / c) digits (p_a -> 1/2: c -> 0)
+            far = -z * np.expm1(noise.beta * np.log1p(-c / x))
+        return np.where((x < 0) | (x > c), far, near)
     if isinstance(noise, HyperbolicSecant):
         k = math.pi / (2 * noise.sigma)
+        d = k * c
+        if d <= 1:
+            # cosh(b + d) / cosh(b) = cosh(d) + tanh(b) sinh(d), b = k (x - c): the difference of
+            # the two log-cosh values cancels to ~1e-16 absolute, all of l_c when d is small
+            return np.log1p(2 * math.sinh(d / 2) ** 2 + np.tanh(k * (x - c)) * math.sinh(d))
         return _logcosh(k * x) - _logcosh(k * (x - c))
     if isinstance(noise, Cauchy):
         g = noise.sigma
         return np.log1p(c * (2 * x - c) / ((x - c) ** 2 + g * g))
     if isinstance(noise, Pareto):
-        return -(noise.shape_a + 1) * np.log1p((np.abs(x - c) - np.abs(x)) / (noise.s + np.abs(x)))
+        # |x - c| - |x| = clip(c - 2x, -c, c), exactly
+        return -(noise.shape_a + 1) * np.log1p(np.clip(c - 2 * x, -c, c) / (noise.s + np.abs(x)))
     if isinstance(noise, Uniform):
         return np.where(np.abs(x - c) <= noise.l, 0.0, -math.inf)
     if isinstance(noise, (LaplaceGaussianMixture, ExponentialMixture)):
@@ -249,7 +277,7 @@ def _log_ratio(noise: Noise, fam: _Family, x: np.ndarray, c: float) -> np.ndarra
         lps = [math.log(wt) + _log_pdf(cp, x) for wt, cp in comps]
         lrs = [_log_ratio(cp, _family(cp), x, c) for _, cp in comps]
         lz = np.logaddexp.reduce(lps, axis=0) if len(lps) > 1 else lps[0]
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             small = np.log1p(sum(np.exp(lp - lz) * np.expm1(lr) for lp, lr in zip(lps, lrs)))
         terms = [lp - lz + lr for lp, lr in zip(lps, lrs)]
         large = np.logaddexp.reduce(terms, axis=0) if len(terms) > 1 else terms[0]
@@ -262,13 +290,11 @@ def _log_ratio(noise: Noise, fam: _Family, x: np.ndarray, c: float) -> np.ndarra
 
 def _ratio_rounding(noise: Noise, x: np.ndarray, c: float) -> np.ndarray:
     """Size of the terms that _log_ratio subtracts (its rounding error is ~eps times this):
-    0 for the cancellation-free forms, |x/a|^beta + |(x-c)/a|^beta for general normal noise,
-    |log phi(x)| + |log phi(x - c)| for the generic difference."""
+    0 for the cancellation-free forms, |log phi(x)| + |log phi(x - c)| for the generic
+    difference."""
     t = type(noise)
-    if t in (Gaussian, Laplace, HyperbolicSecant, Cauchy, Pareto, Uniform):
+    if t in (Gaussian, Laplace, HyperbolicSecant, GeneralNormal, Cauchy, Pareto, Uniform):
         return np.zeros_like(x)
-    if t is GeneralNormal:
-        return (np.abs(x) / noise.a) ** noise.beta + (np.abs(x - c) / noise.a) ** noise.beta
     if t in (LaplaceGaussianMixture, ExponentialMixture):
         return np.max([_ratio_rounding(cp, x, c) for _, cp in _effective_components(noise)], axis=0)
     with np.errstate(invalid="ignore"):
@@ -372,8 +398,8 @@ def _tail_x(noise: Noise, fam: _Family, eps: float = _TAIL_EPS) -> float:
             return x
     except (NotImplementedError, ValueError):
         pass
-    x = 4 * fam.scale   # numeric: grow until the CDF says the tail is below eps
-    while 1 - _cdf(noise, fam, np.array([x]))[0] > eps and x < 1e30 * fam.scale:
+    x = 4 * fam.scale   # numeric: grow until the (left, by symmetry: no rounding of 1 - F) tail
+    while _cdf(noise, fam, np.array([-x]))[0] > eps and x < 1e30 * fam.scale:   # is below eps
         x *= 2
     return x
 
@@ -432,9 +458,19 @@ class _Term:
         edges = set(bps)
         for a, b in zip(bps[:-1], bps[1:]):
             ca, cb = max(a, core_lo), min(b, core_hi)
-            if cb > ca:
+            if cb - ca <= 16 * s:
                 n = max(1, int(math.ceil((cb - ca) / (0.5 * s))))
                 edges.update(np.linspace(ca, cb, n + 1).tolist())
+            elif cb > ca:
+                # c >> sigma (heavy tails as p_a -> 1): 0.5 sigma panels within 4 sigma of either
+                # end, geometric towards the middle, so the panel count stays O(log(c / sigma))
+                half = 0.5 * (cb - ca)
+                for z, side in ((ca, 1.0), (cb, -1.0)):
+                    edges.update((z + side * np.linspace(0.0, 4 * s, 9)).tolist())
+                    x = 4 * s
+                    while x < half:
+                        x = min(max(x * 1.6, x + 0.5 * s), half)
+                        edges.add(z + side * x)
         x = core_hi - c       # right tail, measured from c
         while c + x < hi:
             x = max(x * 1.6, x + 0.5 * s)
@@ -507,6 +543,15 @@ class _Term:
     def l(self, x):
         return _log_ratio(self.noise, self.fam, x, self.c)
 
+    def masses_k(self, k: int):
+        """(P(L finite), P(L = -inf)) for the sum of k terms: ``(1 - p_ninf)^k`` and its
+        complement through log1p / expm1, since ``1 - p_ninf`` rounds away most of a tiny
+        p_ninf (uniform noise as p_a -> 1/2: p_ninf = c / (2 l) ~ 1e-12)."""
+        if self.p_ninf >= 1:
+            return 0.0, 1.0
+        e = k * math.log1p(-self.p_ninf)
+        return math.exp(e), -math.expm1(e)
+
     # -- moments of the finite part (normalised to mass 1) -----------------------------------
     def moments(self):
         """(mean, sd, B, l_min, l_max, w_cont) of the finite part of l_c, normalised; B bounds
@@ -550,9 +595,9 @@ class _Term:
         if not self.fam.monotone:
             d = np.diff(lt)
             # changes below the rounding of l (up to ~1e-13 of |log phi| for a generic
-            # log-density difference) are not extrema
-            lp = np.abs(_log_pdf(self.noise, xt))
-            noise_l = 1e-13 * (np.maximum(lp[:-1], lp[1:]) + 1.0)
+            # log-density difference, relative to l itself for the stable forms) are not extrema
+            rr = _ratio_rounding(self.noise, xt, self.c)
+            noise_l = 1e-13 * np.maximum(rr[:-1], rr[1:])
             tol = np.maximum(1e-12 * (np.abs(lt).max() + 1e-300), noise_l)
             sg = np.where(d > tol, 1, np.where(d < -tol, -1, 0))
             nz = np.nonzero(sg)[0]
@@ -730,8 +775,14 @@ class _DirectLaw(_Law):
         if i >= len(grid):
             return float(grid[-1])
         f = lambda t: T.cdf(t) - p
-        return optimize.brentq(f, grid[i - 1], grid[i], xtol=1e-15 * max(1.0, abs(grid[i])),
-                               rtol=4 * np.finfo(float).eps, maxiter=200)
+        a, b = grid[i - 1], grid[i]
+        fa, fb = f(a), f(b)
+        if fa >= 0 or fb <= 0:     # p within rounding of the table value: an end is the quantile
+            return float(a if fa >= 0 else b)
+        # disp=False: with p within the rounding of F (p_a one ulp from 1) Brent's steps can stall
+        # on that noise; the last iterate is then as good as F resolves
+        return optimize.brentq(f, a, b, xtol=1e-15 * max(1.0, abs(b)),
+                               rtol=4 * np.finfo(float).eps, maxiter=200, disp=False)
 
 
 class _AtomLaw(_Law):
@@ -881,19 +932,32 @@ def _log1p_complex(z, k: float = 1.0):
     return (k * re) + 1j * (k * im)
 
 
+def _half_tilt(v: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """m (e^v - 1) / 2, without overflowing where e^v is huge but m e^v (a mirror mass) is not."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return 0.5 * np.where(v < 1, m * np.expm1(v), np.exp(np.log(m) + v) - m)
+
+
 def _psi_minus_one(term: _Term, omega: np.ndarray) -> np.ndarray:
-    """(E_X[e^{i w l_c}; finite] - q1) / q1 for the normalised finite part, accurately near 0."""
+    """(E_X[e^{i w l_c}; finite] - q1) / q1 for the normalised finite part, accurately near 0.
+
+    The imaginary part uses the reflection x -> c - x (l -> -l, phi(x) -> phi(x) e^l):
+    ``E[sin(w l)] = -E[sin(w l) (e^l - 1)] / 2``. The plain sum cancels from terms ~ w c down to
+    ~ w E[l] ~ w c^2 (relative error eps / c, then k times in psi^k: large k, p_a -> 1/2); this
+    one has no cancellation while |w l| < pi."""
     out = np.zeros(len(omega), dtype=np.complex128)
     if term.has_cont:
         _, w, l = term.nodes(float(np.max(np.abs(omega))) if len(omega) else 0.0)
+        wt = _half_tilt(l, w)
         for i0 in range(0, len(omega), 256):
             A = np.outer(omega[i0:i0 + 256], l)
             hs = np.sin(0.5 * A)
-            out[i0:i0 + 256] = (-2 * hs * hs) @ w + 1j * (np.sin(A) @ w)
+            out[i0:i0 + 256] = (-2 * hs * hs) @ w - 1j * (np.sin(A) @ wt)
     if len(term.atoms_v):
         A = np.outer(omega, term.atoms_v)
         hs = np.sin(0.5 * A)
-        out += (-2 * hs * hs) @ term.atoms_m + 1j * (np.sin(A) @ term.atoms_m)
+        out += (-2 * hs * hs) @ term.atoms_m - 1j * (np.sin(A) @ _half_tilt(term.atoms_v,
+                                                                            term.atoms_m))
     return out / term.q1
 
 
@@ -954,8 +1018,7 @@ def _fourier_law(term: _Term, k: int) -> _FourierLaw:
     n_use = max(last, 1)
     ell = np.arange(1, n_use + 1, dtype=np.float64)
     coef = np.exp(logpsi[:n_use] - 1j * ell * dw * lo)
-    p_ninf_L = 1.0 - term.q1 ** k
-    return _FourierLaw(lo, P, coef, p_ninf_L, k * mean, math.sqrt(k) * sd)
+    return _FourierLaw(lo, P, coef, term.masses_k(k)[1], k * mean, math.sqrt(k) * sd)
 
 
 @dataclass
@@ -987,19 +1050,39 @@ def _lattice_law(term: _Term, k: int, h: float) -> _LatticeLaw:
     """k-fold convolution of the tilt-consistent lattice discretisation of l_c (module doc)."""
     lo_c, hi_c = term.cont_range() if term.has_cont else (0.0, 0.0)
     ext = max(abs(lo_c), abs(hi_c), *(np.abs(term.atoms_v).tolist() or [0.0]))
+    lo, hi = _window(term, k)
+    h_min = max(ext / _LATTICE_MAX_CELLS, (hi - lo) / _LATTICE_MAX)
+    if h < h_min:
+        # the plan fixes h / c (continuity in lambda), but l_c's range or L's window can shrink
+        # slower than c (general normal beta < 1 as c -> 0): coarsen rather than outgrow twice
+        # the budgets, keeping a = c / b a lattice point for Laplace (at most h = a: huge k)
+        a = float(np.max(np.abs(term.atoms_v))) if len(term.atoms_v) else 0.0
+        h = a / max(1, math.floor(a / h_min)) if a > 0 else h_min
     J = int(math.ceil(ext / h)) + 1
     z = np.zeros(2 * J + 1)                      # points j h, j = -J..J  (index j + J)
     if term.has_cont:
         edges = np.arange(-J, J + 1) * h
         Gv = term.G(edges)
         m = np.maximum(np.diff(Gv), 0.0)         # cells [jh, (j+1)h], j = -J..J-1
-        mt = m[::-1]                              # tilted mass = mass of the mirror cell
-        j = np.arange(-J, J)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            rho = np.exp(np.log(mt) - j * h - np.log(m))       # in [1, e^h] exactly
-            frac_lo = (math.expm1(h) - (rho - 1.0)) / math.expm1(h)
-        frac_lo = np.where(np.isfinite(frac_lo), np.clip(frac_lo, 0.0, 1.0),
-                           np.where(rho > 1, 0.0, 1.0))
+        em1 = math.expm1(h)
+        if 4 * np.finfo(float).eps < 1e-6 * em1 * m.max():
+            # the masses' rounding (~eps) is small against the tilt of the largest cell
+            mt = m[::-1]                          # tilted mass = mass of the mirror cell
+            j = np.arange(-J, J)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                rho = np.exp(np.log(mt) - j * h - np.log(m))       # in [1, e^h] exactly
+                frac_lo = (em1 - (rho - 1.0)) / em1
+            frac_lo = np.where(np.isfinite(frac_lo), np.clip(frac_lo, 0.0, 1.0),
+                               np.where(rho > 1, 0.0, 1.0))
+        else:
+            # rho - 1 ~ h would be lost in that rounding (small c: p_a -> 1/2, large k). The
+            # tilted mass without cancellation, by parts: E[e^(l - jh); cell] =
+            # e^h m - int_0^h e^u (G(jh + u) - G(jh)) du, by the midpoint rule in u (an O(h^2)
+            # error, like the discretisation's own); the rounding of G now enters the split
+            # relative to m, not to m (e^h - 1)
+            below = h * math.exp(h / 2) * (term.G(edges[:-1] + h / 2) - Gv[:-1])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                frac_lo = np.clip(below / (m * em1), 0.0, 1.0)
         frac_lo = np.where(m > 0, frac_lo, 0.0)
         u = m * frac_lo
         z[:-1] += u
@@ -1021,7 +1104,7 @@ def _lattice_law(term: _Term, k: int, h: float) -> _LatticeLaw:
     s = np.arange(s_lo, s_lo + n)
     M = Mfull[(s + k * J) % n]
     M = np.where(M > 0, M, 0.0)
-    return _LatticeLaw(s_lo, h, M, 1.0 - term.q1 ** k)
+    return _LatticeLaw(s_lo, h, M, term.masses_k(k)[1])
 
 
 # ==============================================================================================
@@ -1130,7 +1213,8 @@ def _margin_at(noise: Noise, fam: _Family, k: int, c: float, p_a: float, p_b: Op
     if plan.engine == "atoms" or not term.has_cont:
         if len(term.atoms_v) > 1:
             raise RuntimeError("several atoms without a continuous part are not supported")
-        law = _AtomLaw(term.atoms_v * k, term.atoms_m ** k, 1.0 - term.q1 ** k)
+        finite, ninf = term.masses_k(k)     # the single atom (if any) holds the finite mass
+        law = _AtomLaw(term.atoms_v * k, np.full(len(term.atoms_v), finite), ninf)
         return _margin_of_law(law, p_a, p_b), 0.0
     if plan.engine == "direct":
         return _margin_of_law(_DirectLaw(term), p_a, p_b), 0.0
@@ -1222,7 +1306,7 @@ def _clt_guess(noise, fam, k, p, p_a, p_b) -> float:
     """lambda from the CLT: L ~ N(-s^2/2, s^2) with s^2 = k Var(l_c) ~ k c^2 I (Fisher)."""
     qa = float(special.ndtri(min(p_a, 1 - 1e-16)))
     s = qa if p_b is None else 0.5 * (qa - float(special.ndtri(max(p_b, 1e-300))))
-    s = min(max(s, 1e-3), 40.0)
+    s = min(max(s, 1e-300), 40.0)     # no lower clamp: s ~ p_a - 1/2 near 1/2
     if fam.kind == "uniform":
         c = 2 * fam.half_width * min(1.0, (2 * p_a - 1) / k)
     else:
@@ -1236,10 +1320,16 @@ def _clt_guess(noise, fam, k, p, p_a, p_b) -> float:
 def _root(m, x0, rtol, cap, floor, growth=1.6, dlog=None):
     """First crossing of m from > 0 to <= 0 near x0: bracketing steps in u = log(lambda) (the
     first one along the slope ``dlog = dm/dlog(lambda)`` when known, then secant steps, each at
-    most log(growth) long, always moving towards the crossing), then Brent's method inside the
-    bracket. Returns (lambda, found): (inf, False) if m > 0 up to cap, (0, True) below floor."""
+    most log(growth) long, always moving towards the crossing; the limit grows by 1.5 per step
+    without a crossing, up to log(1.6): a small ``growth`` says where the root should be, not
+    where it must be), then Brent's method inside the bracket. Returns (lambda, found):
+    (inf, False) if m > 0 up to cap, (0, True) below floor."""
     step_max = math.log(growth)
-    u, f = math.log(x0), m(x0)
+    step_top = max(step_max, math.log(1.6))
+    # lambda itself is carried along: exp(log(x)) != x in the last ulp, and near p_a = 1/2 the
+    # margin is at the rounding level, so re-evaluating there can flip its sign
+    x, f = x0, m(x0)
+    u = math.log(x)
     if f == 0:
         return x0, True
     slope = dlog if (dlog is not None and dlog < 0) else None
@@ -1257,19 +1347,22 @@ def _root(m, x0, rtol, cap, floor, growth=1.6, dlog=None):
                 return math.inf, False
         if un < math.log(floor):
             return 0.0, True
-        fn = m(math.exp(un))
+        xn = math.exp(un)
+        fn = m(xn)
         if (f > 0) != (fn > 0):
-            lo, hi = (u, un) if f > 0 else (un, u)
+            xlo, xhi = (x, xn) if f > 0 else (xn, x)
             break
         slope = (fn - f) / (un - u) if un != u else None
-        u, f = un, fn
+        u, x, f = un, xn, fn
+        step_max = min(1.5 * step_max, step_top)
         if f > 0 and un >= math.log(cap):
             return math.inf, False
     else:
         raise RuntimeError("no bracket found")
-    xlo, xhi = math.exp(lo), math.exp(hi)
+    # disp=False: a margin at the rounding level (p_a one ulp from 1/2) can stall Brent's steps;
+    # the last iterate is then as good as the margin resolves
     return optimize.brentq(m, xlo, xhi, xtol=0.5 * rtol * xlo, rtol=4 * np.finfo(float).eps,
-                           maxiter=200), True
+                           maxiter=200, disp=False), True
 
 
 def exact_lambda(noise: Noise, k, p, p_a, p_b=None, rtol: float = 1e-9, *, engine: str = "auto",
@@ -1281,8 +1374,10 @@ def exact_lambda(noise: Noise, k, p, p_a, p_b=None, rtol: float = 1e-9, *, engin
     engine first solves on a coarse lattice, then refines on the accurate one in a tight bracket.
 
     Returns 0.0 where nothing can be certified (p_a <= 1/2 binary, p_a <= p_b) and ``inf`` where
-    the margin stays positive up to ``lam_max`` (default: shifts of 1e4 sigma per coordinate).
-    ``return_details`` gives an :class:`ExactLambda`.
+    the margin stays positive up to ``lam_max`` (default: shifts per coordinate of 1e4 sigma or
+    twice the bound ``F^-1(p_a) [+ F^-1(1 - p_b)]`` on the crossing, whichever is larger, so that
+    heavy tails at p_a -> 1 get their finite radius). ``return_details`` gives an
+    :class:`ExactLambda`.
     """
     import time
     t0 = time.perf_counter()
@@ -1308,10 +1403,18 @@ def exact_lambda(noise: Noise, k, p, p_a, p_b=None, rtol: float = 1e-9, *, engin
         res = ExactLambda(math.inf, k, "none", False, 0, 0.0, time.perf_counter() - t0)
         return res if return_details else res.lam
     unit = fam.scale if math.isinf(p) else fam.scale * k ** (1.0 / p)   # lambda at c = sigma
-    cap = lam_max if lam_max is not None else 1e4 * unit
-    floor = 1e-12 * unit
-    g0 = guess if guess is not None else _clt_guess(noise, fam, k, p, p_a, p_b)
-    g0 = min(max(g0, 10 * floor), cap)
+    if lam_max is None:
+        # the half-space {x_1 <= F^-1(p_a)} has X-mass p_a, so P_Y(S_A) <= F(F^-1(p_a) - c)
+        # (Neyman-Pearson), likewise {x_1 >= F^-1(1 - p_b)} for S_B: the margin is < 0 once c is
+        # twice the sum of those quantiles
+        reach = _tail_x(noise, fam, 1 - p_a) + (0.0 if p_b is None else _tail_x(noise, fam, p_b))
+        lam_max = max(1e4, 2 * reach / fam.scale) * unit
+    cap = lam_max
+    clt = _clt_guess(noise, fam, k, p, p_a, p_b)
+    # the margin -> p_a - 1/2 (p_a - p_b) > 0 as lambda -> 0, so only a margin at the rounding
+    # level stays <= 0 far below the CLT scale: 0 is returned there
+    floor = 1e-6 * clt
+    g0 = min(max(guess if guess is not None else clt, 10 * floor), cap)
     evals = [0]
 
     def margin_fn(plan, trace):
@@ -1500,7 +1603,10 @@ def exact_radius(noise: Noise, p_a, p_b=None, norm=2, dim: int = None,
             return
         kb, rb = best()
         lb = rb.lam
-        if not (math.isfinite(lb) and lb > 0):
+        if lb == 0:               # nothing certified along u_kb: no k can do better
+            pruned[k] = lb
+            return
+        if not math.isfinite(lb):
             solved[k] = exact_lambda(noise, k, p, p_a, p_b, rtol, return_details=True)
             return
         slope = rb.slope if rb.slope is not None else -1e-3
