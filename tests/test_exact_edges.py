@@ -6,7 +6,7 @@ p_a = 1 or p_b = 0 with full support); non-decreasing in p_a; the closed forms (
 Laplace l1, uniform l1 and the axis of the log-concave families) to 1e-6 relative plus the
 engines' absolute error on probabilities carried through dR/dp_a (exact.py module doc, "Ends of
 p_a": an error e on the probabilities acts like an error e on p_a). Here the cheaper families;
-the same checks over every family x norm x dim were run by hand while fixing the ends.
+the wider sweep over every family x norm x dim (minutes per family) is not in the suite.
 """
 import math
 
