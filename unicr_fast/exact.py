@@ -84,6 +84,10 @@ near 1 are rounded to 1.1e-16); <= 2e-15 for "fourier" (measured <= 1e-15, above
 The log-ratios are evaluated in forms that keep their relative accuracy as c -> 0, and the mass
 at -inf (bounded support) as ``-expm1(k log1p(-p))``, so that p_a -> 1/2 gives radii -> 0 with
 that accuracy. p_a = 1 gives ``inf`` for full support and the finite limit for bounded support.
+``lambda*(u_k)`` is never returned below the total-variation bound (the margin is at least
+p_a - 1/2 - TV > 0 there, ``TV_1 = P(|X| < c/2)`` by quadrature for the built-in families): the
+root search stops there, also where an engine cannot resolve margins of size p_a - 1/2 (the
+lattice at tiny shifts, general normal beta < 1, large k).
 
 Scope of ``exact_radius``: the minimum of ``lambda*(u_k)`` over the k-sparse family -- an upper
 bound on the radius (the infimum over all directions), equal to it where the worst direction lies
@@ -1317,13 +1321,34 @@ def _clt_guess(noise, fam, k, p, p_a, p_b) -> float:
     return c if math.isinf(p) else c * k ** (1.0 / p)
 
 
+def _tv_gap(noise, fam, k, p, p_a, p_b):
+    """lambda -> (p_a - 1/2) - TV (binary), (p_a - p_b) - 2 TV (multiclass): the lower bound on
+    the margin of :func:`_prune`, decreasing in lambda. For the built-in families (symmetric,
+    density decreasing in |x|) TV_1 = P(|X| < c/2), by quadrature on [0, c/2] so that it keeps
+    its relative accuracy as c -> 0; None for other noise."""
+    if type(noise) not in (Gaussian, Laplace, HyperbolicSecant, GeneralNormal, Uniform, Cauchy,
+                           Pareto, LaplaceGaussianMixture, ExponentialMixture):
+        return None
+
+    def gap(lam):
+        x = 0.5 * _shift(lam, k, p)
+        if x <= fam.scale:
+            tv1 = x * float(_GL_W @ np.exp(_log_pdf(noise, 0.5 * x * (_GL_X + 1))))
+        else:
+            tv1 = 1 - 2 * float(_cdf(noise, fam, np.array([-x]))[0])
+        tv1 = min(max(tv1, 0.0), 1.0)
+        tv = 1.0 if tv1 >= 1 else -math.expm1(k * math.log1p(-tv1))
+        return (p_a - 0.5 - tv) if p_b is None else (p_a - p_b - 2 * tv)
+    return gap
+
+
 def _root(m, x0, rtol, cap, floor, growth=1.6, dlog=None):
     """First crossing of m from > 0 to <= 0 near x0: bracketing steps in u = log(lambda) (the
     first one along the slope ``dlog = dm/dlog(lambda)`` when known, then secant steps, each at
     most log(growth) long, always moving towards the crossing; the limit grows by 1.5 per step
     without a crossing, up to log(1.6): a small ``growth`` says where the root should be, not
     where it must be), then Brent's method inside the bracket. Returns (lambda, found):
-    (inf, False) if m > 0 up to cap, (0, True) below floor."""
+    (inf, False) if m > 0 up to cap, (0, True) if m <= 0 down to floor."""
     step_max = math.log(growth)
     step_top = max(step_max, math.log(1.6))
     # lambda itself is carried along: exp(log(x)) != x in the last ulp, and near p_a = 1/2 the
@@ -1346,7 +1371,9 @@ def _root(m, x0, rtol, cap, floor, growth=1.6, dlog=None):
             if un <= u:
                 return math.inf, False
         if un < math.log(floor):
-            return 0.0, True
+            un = math.log(floor)       # the floor itself is tried before giving up
+            if un >= u:
+                return 0.0, True
         xn = math.exp(un)
         fn = m(xn)
         if (f > 0) != (fn > 0):
@@ -1376,7 +1403,8 @@ def exact_lambda(noise: Noise, k, p, p_a, p_b=None, rtol: float = 1e-9, *, engin
     Returns 0.0 where nothing can be certified (p_a <= 1/2 binary, p_a <= p_b) and ``inf`` where
     the margin stays positive up to ``lam_max`` (default: shifts per coordinate of 1e4 sigma or
     twice the bound ``F^-1(p_a) [+ F^-1(1 - p_b)]`` on the crossing, whichever is larger, so that
-    heavy tails at p_a -> 1 get their finite radius). ``return_details`` gives an
+    heavy tails at p_a -> 1 get their finite radius). Never below the total-variation bound of
+    :func:`_tv_gap` (module doc, "Ends of p_a"). ``return_details`` gives an
     :class:`ExactLambda`.
     """
     import time
@@ -1411,10 +1439,22 @@ def exact_lambda(noise: Noise, k, p, p_a, p_b=None, rtol: float = 1e-9, *, engin
         lam_max = max(1e4, 2 * reach / fam.scale) * unit
     cap = lam_max
     clt = _clt_guess(noise, fam, k, p, p_a, p_b)
-    # the margin -> p_a - 1/2 (p_a - p_b) > 0 as lambda -> 0, so only a margin at the rounding
-    # level stays <= 0 far below the CLT scale: 0 is returned there
-    floor = 1e-6 * clt
-    g0 = min(max(guess if guess is not None else clt, 10 * floor), cap)
+    # The margin is >= the TV gap > 0 below the TV bound lam_tv: a crossing there would be an
+    # engine's error (the lattice where h cannot resolve l_c: tiny shifts, general normal
+    # beta < 1), so the search stops at lam_tv and returns it. Without the bound (other noise),
+    # only a margin at the rounding level stays <= 0 far below the CLT scale: 0 is returned.
+    gap = _tv_gap(noise, fam, k, p, p_a, p_b)
+    lam_tv = 0.0
+    if gap is not None:
+        hi = clt
+        while gap(hi) > 0:
+            hi *= 2
+        lo = 0.5 * hi
+        while gap(lo) <= 0:
+            hi, lo = lo, 0.5 * lo
+        lam_tv = optimize.brentq(gap, lo, hi, xtol=0.5 * rtol * lo, rtol=4 * np.finfo(float).eps)
+    floor = max(1e-6 * clt, lam_tv)
+    g0 = min(max(guess if guess is not None else clt, 1.01 * floor), cap)
     evals = [0]
 
     def margin_fn(plan, trace):
@@ -1460,6 +1500,8 @@ def exact_lambda(noise: Noise, k, p, p_a, p_b=None, rtol: float = 1e-9, *, engin
                 near = min(trace, key=lambda r: abs(r[0] - lam))
                 d2 = _slope_from(trace, lam) or d1
                 err = abs(near[2] / d2) * lam if d2 else math.inf
+    if found and lam == 0.0:
+        lam = lam_tv
     res = ExactLambda(float(lam), k, plan.engine, bool(found), evals[0], err,
                       time.perf_counter() - t0)
     res.slope = _slope_from(trace, lam) if found and math.isfinite(lam) and lam > 0 else None
