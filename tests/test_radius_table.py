@@ -300,9 +300,9 @@ class Interrupt(Exception):
 
 
 def test_interrupted_build_resumes_to_the_same_table(tmp_path, monkeypatch):
-    """Interrupt a multiclass build at its 4th engine call (the checkpoint holds what the first
+    """Monte Carlo (one engine call per chunk): interrupt a multiclass build at its 4th engine call (the checkpoint holds what the first
     3 computed) and resume it: the same table as an uninterrupted build, from the calls left."""
-    kw = dict(multiclass=True, step_b=0.5, chunk=16)
+    kw = dict(multiclass=True, step_b=0.5, chunk=16, method="mc")
     calls, limit, engine_fn = [], [None], rt.certified_radius
 
     def counted(*args, **kwargs):
@@ -335,6 +335,35 @@ def test_interrupted_build_resumes_to_the_same_table(tmp_path, monkeypatch):
     assert np.array_equal(resumed.radii_mc, whole.radii_mc)
     calls.clear()
     assert build(**kw, path=path).sha256 == whole.sha256 and calls == []   # done: no work
+
+
+def test_interrupted_exact_build_resumes_to_the_same_table(tmp_path, monkeypatch):
+    """The exact engine builds in two sweeps (the binary column, then every multiclass entry):
+    interrupted in the second, the checkpoint holds the first, and the resume runs only the
+    second and ends with the same table."""
+    import unicr_fast.exact_curve as ec
+    kw = dict(multiclass=True, step_b=0.5, method="exact")
+    whole = build(**kw, path=tmp_path / "whole.npz")
+    sweep, calls, limit = ec.exact_radius_curve, [], [1]
+
+    def counted(*args, **kwargs):
+        if len(calls) == limit[0]:
+            raise Interrupt
+        calls.append(np.ndim(args[2]))        # p_b: None (binary, ndim 0) or an array
+        return sweep(*args, **kwargs)
+
+    monkeypatch.setattr(ec, "exact_radius_curve", counted)
+    path = tmp_path / "cut.npz"
+    with pytest.raises(Interrupt):
+        build(**kw, path=path)
+    partial = RadiusTable.load(path, finished=False)
+    assert np.isfinite(partial.radii).all() and np.isnan(partial.radii_mc).all()
+    calls.clear()
+    limit[0] = None
+    resumed = build(**kw, path=path)
+    assert calls == [1]                          # only the multiclass sweep ran
+    assert resumed.sha256 == whole.sha256
+    assert np.array_equal(resumed.radii_mc, whole.radii_mc)
 
 
 def test_resume_refuses_other_settings(tmp_path):

@@ -752,13 +752,32 @@ class _DirectLaw(_Law):
         hit = self.term.atoms_v == t
         return float(self.term.atoms_m[hit].sum())
 
+    def _atom_steps(self):
+        """(value, P(l < v), P(l <= v)) per atom, computed once per law (quantile() is called
+        once per p_b column and lambda by the curve sweep)."""
+        if not hasattr(self, "_steps"):
+            T = self.term
+            self._steps = [(float(v), T.cdf(v, strict=True), T.cdf(v)) for v in np.sort(T.atoms_v)]
+        return self._steps
+
+    def _table(self):
+        """(grid, P(l <= grid)) over the range of l_c, computed once per law."""
+        if not hasattr(self, "_grid"):
+            T = self.term
+            lo_c, hi_c = T.cont_range()
+            vals = np.concatenate([[lo_c, hi_c], T.atoms_v])
+            grid = np.linspace(vals.min(), vals.max(), 65)
+            at = (T.atoms_v[None, :] <= grid[:, None]) @ T.atoms_m if len(T.atoms_v) else 0.0
+            self._grid = (grid, T.p_ninf + T.G(grid) + at)
+        return self._grid
+
     def quantile(self, p):
         T = self.term
         if p <= T.p_ninf:
             return -math.inf
-        for v in np.sort(T.atoms_v):
-            if T.cdf(v, strict=True) < p <= T.cdf(v):
-                return float(v)
+        for v, below, upto in self._atom_steps():
+            if below < p <= upto:
+                return v
         if not T.has_cont:
             return float(T.atoms_v.max()) if len(T.atoms_v) else -math.inf
         fam = T.fam
@@ -769,10 +788,7 @@ class _DirectLaw(_Law):
                     return float(T.l(np.array([xq]))[0])
             except (NotImplementedError, ValueError):
                 pass
-        lo_c, hi_c = T.cont_range()
-        vals = np.concatenate([[lo_c, hi_c], T.atoms_v])
-        grid = np.linspace(vals.min(), vals.max(), 65)
-        cd = T.p_ninf + T.G(grid) + np.array([T.atoms_m[T.atoms_v <= g].sum() for g in grid])
+        grid, cd = self._table()
         i = int(np.searchsorted(cd, p, side="left"))
         if i == 0:
             return float(grid[0])
@@ -1207,27 +1223,35 @@ def _plan(noise: Noise, fam: _Family, k: int, c: float, engine: str = "auto",
     return _Plan(engine)
 
 
+def _laws_at(noise: Noise, fam: _Family, k: int, c: float, plan: _Plan):
+    """The law of L along u_k at shift c > 0 as [(weight, law)]: one law, or for the lattice the
+    pair at h and h/2 whose combination (4 x_{h/2} - x_h) / 3 is Richardson's (it removes the
+    h^2 term of any smooth function x of the law: a margin, a point of the ROC)."""
+    term = _Term(noise, c, fam)
+    if plan.engine == "atoms" or not term.has_cont:
+        if len(term.atoms_v) > 1:
+            raise RuntimeError("several atoms without a continuous part are not supported")
+        finite, ninf = term.masses_k(k)     # the single atom (if any) holds the finite mass
+        return [(1.0, _AtomLaw(term.atoms_v * k, np.full(len(term.atoms_v), finite), ninf))]
+    if plan.engine == "direct":
+        return [(1.0, _DirectLaw(term))]
+    if plan.engine == "fourier":
+        return [(1.0, _fourier_law(term, k))]
+    h = plan.kappa * c
+    return [(-1.0 / 3.0, _lattice_law(term, k, h)), (4.0 / 3.0, _lattice_law(term, k, h / 2))]
+
+
 def _margin_at(noise: Noise, fam: _Family, k: int, c: float, p_a: float, p_b: Optional[float],
                plan: _Plan):
     """(margin, error estimate). The estimate is |m(h/2) - m(h)| for the lattice (the size of the
     h^2 term Richardson removes), 0 for the other engines (rounding level)."""
     if c <= 0:
         return p_a - (0.5 if p_b is None else p_b), 0.0
-    term = _Term(noise, c, fam)
-    if plan.engine == "atoms" or not term.has_cont:
-        if len(term.atoms_v) > 1:
-            raise RuntimeError("several atoms without a continuous part are not supported")
-        finite, ninf = term.masses_k(k)     # the single atom (if any) holds the finite mass
-        law = _AtomLaw(term.atoms_v * k, np.full(len(term.atoms_v), finite), ninf)
-        return _margin_of_law(law, p_a, p_b), 0.0
-    if plan.engine == "direct":
-        return _margin_of_law(_DirectLaw(term), p_a, p_b), 0.0
-    if plan.engine == "fourier":
-        return _margin_of_law(_fourier_law(term, k), p_a, p_b), 0.0
-    h = plan.kappa * c
-    m1 = _margin_of_law(_lattice_law(term, k, h), p_a, p_b)
-    m2 = _margin_of_law(_lattice_law(term, k, h / 2), p_a, p_b)
-    return (4 * m2 - m1) / 3, abs(m2 - m1)
+    laws = _laws_at(noise, fam, k, c, plan)
+    ms = [_margin_of_law(law, p_a, p_b) for _, law in laws]
+    if len(ms) == 1:
+        return ms[0], 0.0
+    return (4 * ms[1] - ms[0]) / 3, abs(ms[1] - ms[0])
 
 
 # ==============================================================================================
@@ -1321,25 +1345,36 @@ def _clt_guess(noise, fam, k, p, p_a, p_b) -> float:
     return c if math.isinf(p) else c * k ** (1.0 / p)
 
 
-def _tv_gap(noise, fam, k, p, p_a, p_b):
-    """lambda -> (p_a - 1/2) - TV (binary), (p_a - p_b) - 2 TV (multiclass): the lower bound on
-    the margin of :func:`_prune`, decreasing in lambda. For the built-in families (symmetric,
-    density decreasing in |x|) TV_1 = P(|X| < c/2), by quadrature on [0, c/2] so that it keeps
-    its relative accuracy as c -> 0; None for other noise."""
+def _tv_of(noise, fam, k, p):
+    """lambda -> TV(X, X + lambda u_k) bound ``1 - (1 - TV_1)^k`` (the product coupling), or None
+    for noise outside the catalogue. For the built-in families (symmetric, density decreasing in
+    |x|) TV_1 = P(|X| < c/2), by quadrature on [0, c/2] so that it keeps its relative accuracy
+    as c -> 0."""
     if type(noise) not in (Gaussian, Laplace, HyperbolicSecant, GeneralNormal, Uniform, Cauchy,
                            Pareto, LaplaceGaussianMixture, ExponentialMixture):
         return None
 
-    def gap(lam):
+    def tv(lam):
         x = 0.5 * _shift(lam, k, p)
         if x <= fam.scale:
             tv1 = x * float(_GL_W @ np.exp(_log_pdf(noise, 0.5 * x * (_GL_X + 1))))
         else:
             tv1 = 1 - 2 * float(_cdf(noise, fam, np.array([-x]))[0])
         tv1 = min(max(tv1, 0.0), 1.0)
-        tv = 1.0 if tv1 >= 1 else -math.expm1(k * math.log1p(-tv1))
-        return (p_a - 0.5 - tv) if p_b is None else (p_a - p_b - 2 * tv)
-    return gap
+        return 1.0 if tv1 >= 1 else -math.expm1(k * math.log1p(-tv1))
+    return tv
+
+
+def _tv_gap(noise, fam, k, p, p_a, p_b):
+    """lambda -> (p_a - 1/2) - TV (binary), (p_a - p_b) - 2 TV (multiclass): the lower bound on
+    the margin of :func:`_prune`, decreasing in lambda (TV from :func:`_tv_of`); None for noise
+    outside the catalogue."""
+    tv = _tv_of(noise, fam, k, p)
+    if tv is None:
+        return None
+    if p_b is None:
+        return lambda lam: p_a - 0.5 - tv(lam)
+    return lambda lam: p_a - p_b - 2 * tv(lam)
 
 
 def _root(m, x0, rtol, cap, floor, growth=1.6, dlog=None):
@@ -1561,13 +1596,18 @@ def _prune(noise, fam, k, p, p_a, p_b, lam_best, tie: float) -> bool:
     # Rigorous and cheap first: for any set S, |P_Y(S) - P_X(S)| <= TV(X^k, Y^k) <= 1 - (1 - TV_1)^k
     # with TV_1 = P_X(l < 0) - P_Y(l < 0) = P_X(l < 0) - P_X(l > 0) (symmetry), so the margin is
     # >= (p_a - 1/2) - TV (binary), >= (p_a - p_b) - 2 TV (multiclass).
-    term = _Term(noise, c, fam)
-    tv1 = min(max(term.cdf(0.0, strict=True) - (1.0 - term.cdf(0.0)), 0.0), 1.0)
-    tv = 1.0 if tv1 >= 1 else -math.expm1(k * math.log1p(-tv1))
+    tv_of = _tv_of(noise, fam, k, p)
+    if tv_of is not None:
+        tv = tv_of(lam_best)
+    else:
+        term = _Term(noise, c, fam)
+        tv1 = min(max(term.cdf(0.0, strict=True) - (1.0 - term.cdf(0.0)), 0.0), 1.0)
+        tv = 1.0 if tv1 >= 1 else -math.expm1(k * math.log1p(-tv1))
     gap = (p_a - 0.5 - tv) if p_b is None else (p_a - p_b - 2 * tv)
     if gap > 1e-12:
         return True
-    plan = _plan(noise, fam, k, c, "auto", _LATTICE_TOL_COARSE)
+    # Fourier is tried directly (its law is the feasibility test: _plan would build it twice)
+    plan = _plan(noise, fam, k, c, "auto", _LATTICE_TOL_COARSE) if k == 1 else _Plan("fourier")
     try:
         m, err = _margin_at(noise, fam, k, c, p_a, p_b, plan)
     except _Infeasible:

@@ -328,12 +328,19 @@ def resolve_method(noise: Noise, method: str) -> str:
 
 
 def _exact(noise, pa_arr, p_b, p, dim, return_details):
-    """certified_radius(method="exact"): unicr_fast.exact, reported in the same shapes. The
-    dense direction of a detail is built only when details are asked for."""
+    """certified_radius(method="exact"): unicr_fast.exact (one search per p_a) or, for an array
+    of p_a, unicr_fast.exact_curve (one sweep over lambda per direction for all of them),
+    reported in the same shapes. The dense direction of a detail is built only when details
+    are asked for."""
     from .exact import exact_radius
+    from .exact_curve import exact_radius_curve
+    flat = pa_arr.reshape(-1)
+    if pa_arr.ndim == 0:
+        found = [exact_radius(noise, float(flat[0]), p_b, p, dim, return_details=True)]
+    else:
+        found = list(exact_radius_curve(noise, flat, p_b, p, dim, return_details=True))
     details = []
-    for pa in pa_arr.reshape(-1):
-        ex = exact_radius(noise, float(pa), p_b, p, dim, return_details=True)
+    for pa, ex in zip(flat, found):
         direction = None
         if return_details and ex.radius > 0:
             direction = np.zeros(dim)

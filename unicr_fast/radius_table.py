@@ -41,8 +41,10 @@ tie count of the same samples may differ by sampling error), so an MC lookup can
 0.2% at N = 2,000): at most the Monte-Carlo error of the two radii compared, which estimate
 true radii in the right order.
 
-Build. One ``certified_radius`` call per chunk of ``chunk`` consecutive p_a points (and,
-multiclass, per p_b point): one sample set and one direction set for all of them. Chunk
+Build. The exact engine sweeps whole curves (``unicr_fast.exact_curve``, docs/theory.md §9.3):
+one call for the binary column and one for all multiclass entries. Monte Carlo: one
+``certified_radius`` call per chunk of ``chunk`` consecutive p_a points (and, multiclass, per
+p_b point): one sample set and one direction set for all of them. Chunk
 boundaries are fixed by the grid and a radius does not depend on the other p_a values of its
 call beyond the engine's own monotone step, which the envelope subsumes, so a build interrupted
 and resumed gives the same table as an uninterrupted one. With ``path`` the table is written
@@ -91,6 +93,7 @@ VERSION = 2     # 2: meta carries an integrity hash (``_integrity``)
 DEFAULT_STEP = 0.01
 DEFAULT_STEP_B = 0.1
 DEFAULT_CHUNK = 64
+_ALL = -1      # _Unit.column: all multiclass entries at once
 #: The (n, alpha) the default p_max is reached with: ``unicr certify``'s defaults.
 DEFAULT_N, DEFAULT_ALPHA = 100_000, 0.001
 
@@ -157,7 +160,8 @@ class _Grid:
 
 @dataclasses.dataclass(frozen=True)
 class _Unit:
-    """One engine call of a build: p_a indices ``rows`` at p_b index ``column`` (None: binary)."""
+    """One engine call of a build: p_a indices ``rows`` at p_b index ``column`` (None: binary;
+    ``_ALL``: every multiclass entry the engine computes, in one exact sweep)."""
     column: Optional[int]
     rows: np.ndarray
 
@@ -331,8 +335,12 @@ class RadiusTable:
         return self.p_b[None, :] <= 1.0 - self.p_a[:, None]
 
     def _units(self) -> List[_Unit]:
-        """The engine calls of the whole build, chunk boundaries fixed by the grid."""
+        """The engine calls of the whole build, chunk boundaries fixed by the grid. The exact
+        engine sweeps whole curves (unicr_fast.exact_curve): one call for the binary column and
+        one for every multiclass entry, so ``chunk`` does not apply to it."""
         chunk, rows = self.settings["chunk"], np.arange(len(self.p_a))
+        if self.engine["method"] == "exact":
+            return [_Unit(None, rows)] + ([_Unit(_ALL, rows)] if self.multiclass else [])
         units = [_Unit(None, rows[c:c + chunk]) for c in range(0, len(rows), chunk)]
         if self.multiclass:
             valid = self._valid()
@@ -346,10 +354,19 @@ class RadiusTable:
     def _values(self, unit: _Unit) -> np.ndarray:
         if unit.column is None:
             return self.radii[unit.rows]
+        if unit.column == _ALL:
+            return self.radii_mc[self._valid()]
         return self.radii_mc[unit.rows, unit.column]
 
     def _compute(self, unit: _Unit, device) -> None:
         e = self.engine
+        if unit.column == _ALL:
+            from .exact_curve import exact_radius_curve
+            valid = self._valid()
+            rows, cols = np.nonzero(valid)
+            self.radii_mc[valid] = exact_radius_curve(self.noise, self.p_a[rows],
+                                                      self.p_b[cols], self.norm, self.dim)
+            return
         p_b = None if unit.column is None else float(self.p_b[unit.column])
         radii = certified_radius(self.noise, self.p_a[unit.rows], p_b, self.norm, self.dim,
                                  e["num_samples"], e["seed"], device, method=e["method"],
