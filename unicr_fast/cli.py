@@ -156,6 +156,30 @@ def add_force_resume(p: argparse.ArgumentParser, what: str) -> None:
                         f"refused)")
 
 
+METHODS = ("auto", "exact", "mc")
+
+
+def add_method_arg(p: argparse.ArgumentParser, extra: str = "") -> None:
+    """--method: the radius engine behind a command's certificates."""
+    p.add_argument("--method", choices=METHODS, default="auto",
+                   help="radius engine behind the certificates: exact (exact laws; the "
+                        "catalogue's product noise only), mc (Monte Carlo, sound mode), or auto: "
+                        "exact for product noise, mc for radial noise. The engine is recorded "
+                        "with the output and a resume must use the same one. Gaussian noise "
+                        "keeps its closed form whatever the method" + extra)
+
+
+def check_method(noise: Noise, method: str) -> str:
+    """The engine (``"exact"`` or ``"mc"``) that --method ``method`` means for ``noise``;
+    UsageError naming --method when it does not apply (e.g. exact with radial noise)."""
+    from .radius import resolve_method
+    try:
+        return resolve_method(noise, method)
+    except ValueError as exc:
+        raise UsageError(f"--method {method} does not apply to noise '{noise.name}': {exc} "
+                         f"(--method auto picks the engine that applies)") from None
+
+
 def _engine_device(name: str) -> str:
     """A --device for the radius engine: 'auto' is left to it (it picks CUDA only where the
     compiled CUDA backend is present too)."""
@@ -180,8 +204,10 @@ def _device(name: str) -> str:
 # -- certify ----------------------------------------------------------------------------------
 PARAMS_SUFFIX = outfiles.PARAMS_SUFFIX
 #: Settings that change the numbers: a resumed run must use the same ones.
+#: "method" is the engine the radii came from (resolved: "exact" or "mc"; a radius table's own);
+#: an output recorded before --method existed has none, and is refused like any other mismatch.
 _RESUME_KEYS = ("noise", "norm", "n0", "n", "alpha", "skip", "seed", "multiclass",
-                "radius_samples", "model_sha256", "data_sha256", "radius_table_sha256")
+                "radius_samples", "model_sha256", "data_sha256", "radius_table_sha256", "method")
 
 
 @dataclass
@@ -320,7 +346,8 @@ def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int
                  n: int = 100_000, alpha: float = 0.001, batch: int = 1000, skip: int = 1,
                  max_idx: int = -1, seed: int = 0, multiclass: bool = False,
                  radius_samples: int = 100_000, device: str = "auto", progress: bool = True,
-                 smooth=None, radius_table=None, force_resume: bool = False) -> CertifySummary:
+                 smooth=None, radius_table=None, force_resume: bool = False,
+                 method: str = "auto") -> CertifySummary:
     """Certify inputs ``0, skip, 2 skip, ...`` (below ``max_idx`` unless it is -1) of ``data``
     with the checkpoint ``model`` and append Cohen et al.'s rows to ``out``, resuming it.
 
@@ -333,10 +360,15 @@ def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int
     ready smoothed classifier (anything with ``certify`` and a ``seed`` attribute) to use
     instead of building ``unicr_fast.Smooth`` from the checkpoint. ``radius_table``: a
     ``RadiusTable`` or its path (built there first if missing, ``cli_table.certify_table``),
-    whose radii the Smooth uses; its sha256 is part of the settings."""
+    whose radii the Smooth uses; its sha256 is part of the settings. ``method``: the radius
+    engine ("auto", "exact", "mc"; ``radius.resolve_method``) of the Smooth built here, and of a
+    table built here; an explicit one must be the engine of a given table. The engine the radii
+    come from is part of the settings (``"method"``). A ready ``smooth`` must use ``method``
+    itself (it is recorded, not applied)."""
     from tqdm.auto import tqdm
 
     p = check_norm(norm)
+    engine = check_method(noise, method)     # UsageError naming --method before any work
     dev = _device(device)
     x, y, net, info = load_data_and_model(data, model, dev)
     noise = bind_to_data(noise, x)
@@ -345,13 +377,15 @@ def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int
     if radius_table is not None:
         table = certify_table(radius_table, noise, p, int(math.prod(x.shape[1:])), multiclass,
                               n=n, alpha=alpha, num_samples=radius_samples, seed=seed,
-                              device=_engine_device(device), progress=progress, smooth=smooth)
+                              device=_engine_device(device), progress=progress, smooth=smooth,
+                              method=method)
 
     settings = {"data": os.fspath(data), "model": os.fspath(model), "noise": _noise_record(noise),
                 "norm": norm_tag(p), "n0": n0, "n": n, "alpha": alpha, "skip": skip,
                 "seed": seed, "multiclass": multiclass, "radius_samples": radius_samples,
                 "model_sha256": _sha256_file(model), "data_sha256": _sha256_tensors(x, y),
-                "radius_table_sha256": None if table is None else table.sha256}
+                "radius_table_sha256": None if table is None else table.sha256,
+                "method": engine if table is None else table.engine["method"]}
     out = os.fspath(out)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     # One handle for the whole run: locked, read (resume), truncated, appended to.
@@ -376,6 +410,7 @@ def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int
             from .smooth import Smooth
             smooth = Smooth(net, num_classes, noise=noise, norm=p, multiclass=multiclass,
                             seed=seed, radius_samples=radius_samples,
+                            radius_kwargs={"method": engine},
                             device=None if device == "auto" else dev, radius_table=table)
         with tqdm(total=len(schedule), initial=summary.resumed, unit="input", file=sys.stderr,
                   desc=os.path.basename(out), disable=not progress, dynamic_ncols=True) as bar:
@@ -421,6 +456,7 @@ def _cmd_radius(args) -> int:
 
 def _cmd_certify(args) -> int:
     noise = make_noise(args.noise, args.sigma, args.param)
+    check_method(noise, args.method)
     if args.n0 > args.n:
         raise UsageError(f"--n0 ({args.n0}) must not exceed --n ({args.n}): n0 draws choose the "
                          f"class, n draws bound its probability")
@@ -434,7 +470,7 @@ def _cmd_certify(args) -> int:
                           max_idx=args.max, seed=args.seed, multiclass=args.multiclass,
                           radius_samples=args.radius_samples, device=args.device,
                           progress=not args.no_progress, radius_table=args.radius_table,
-                          force_resume=args.force_resume)
+                          force_resume=args.force_resume, method=args.method)
     except KeyboardInterrupt:
         print(f"\ninterrupted; rows written so far are kept in {args.out}: rerun the same command "
               f"to resume", file=sys.stderr)
@@ -587,6 +623,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--radius-table", metavar="TABLE.npz",
                    help="look radii up in this `unicr table` file (any noise, Gaussian too); "
                         "built there first (for these settings) if it does not exist")
+    add_method_arg(c, "; with --radius-table the table's engine answers (auto accepts any "
+                      "table, exact or mc only a table of that engine)")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda[:k]")
     add_force_resume(c, "OUT")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")

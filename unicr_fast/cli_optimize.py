@@ -70,6 +70,7 @@ def add_optimize_commands(sub, fmt) -> None:
     c.add_argument("--cache-step", type=cli._positive, default=0.05,
                    help="logit step of the radius cache (p_a rounded down onto it)")
     c.add_argument("--seed", type=cli._int_arg(0), default=0, help="training, split and noise seed")
+    cli.add_method_arg(c)
     c.add_argument("--device", default="auto", help="auto, cpu or cuda[:k]")
     c.add_argument("--threads", type=cli._int_arg(1), default=1, help="torch threads")
     cli.add_force_resume(c, "OUT/copt.tsv")
@@ -117,6 +118,7 @@ def add_optimize_commands(sub, fmt) -> None:
                    help="Monte-Carlo samples of the radius engine (non-Gaussian settings)")
     i.add_argument("--cache-step", type=cli._positive, default=0.02,
                    help="logit step of the radius cache (p_a rounded down onto it)")
+    cli.add_method_arg(i)
     i.add_argument("--device", default="auto", help="auto, cpu or cuda[:k]")
     cli.add_force_resume(i, "OUT")
     i.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -161,6 +163,8 @@ def _cmd_copt(args) -> int:
         if start is None:
             raise cli.UsageError(f"--start {want} is not a setting of the grid; C-OPT takes the "
                                  f"argmax over a grid that contains the start")
+    # One family, one engine: passed resolved, so copt.tsv.params.json's radius_kwargs names it.
+    engine = {cli.check_method(nz, args.method) for nz in noises}.pop()
     dev = cli._device(args.device)
     out = args.out
     table = os.path.join(out, "copt.tsv")
@@ -197,9 +201,9 @@ def _cmd_copt(args) -> int:
                               n0=args.n0, n=args.n, alpha=args.alpha, batch_size=args.batch,
                               multiclass=args.multiclass, seed=args.seed,
                               radius_samples=args.radius_samples, cache_step=args.cache_step,
-                              num_classes=10, out=table, certify_dir=certify_dir,
-                              settings=settings, on_model=save, progress=not args.no_progress,
-                              force_resume=args.force_resume)
+                              radius_kwargs={"method": engine}, num_classes=10, out=table,
+                              certify_dir=certify_dir, settings=settings, on_model=save,
+                              progress=not args.no_progress, force_resume=args.force_resume)
         except KeyboardInterrupt:
             print(f"\ninterrupted; settings scored so far are kept in {table}: rerun the same "
                   f"command to resume", file=sys.stderr)
@@ -295,6 +299,7 @@ def _cmd_iopt(args) -> int:
     from .smooth import Smooth
 
     noise = cli.make_noise(args.noise, args.sigma, args.param)
+    engine = cli.check_method(noise, args.method)
     if args.n0 > args.n:
         raise cli.UsageError(f"--n0 ({args.n0}) must not exceed --n ({args.n})")
     dev = cli._device(args.device)
@@ -306,7 +311,7 @@ def _cmd_iopt(args) -> int:
     noise = cli.bind_to_data(noise, x)
     smooth = Smooth(net, int(info["num_classes"]), noise=noise, norm=args.norm,
                     multiclass=args.multiclass, seed=args.seed,
-                    radius_samples=args.radius_samples,
+                    radius_samples=args.radius_samples, radius_kwargs={"method": engine},
                     device=None if args.device == "auto" else dev)
     try:
         optimizer = InputOptimizer(smooth, params=args.optimize, sigma_factor=args.sigma_factor,
@@ -355,7 +360,7 @@ def _cmd_iopt(args) -> int:
                                        multiclass=args.multiclass,
                                        radius_samples=args.radius_samples, device=args.device,
                                        progress=not args.no_progress, smooth=recorder,
-                                       force_resume=args.force_resume)
+                                       force_resume=args.force_resume, method=args.method)
         except KeyboardInterrupt:
             print(f"\ninterrupted; rows written so far are kept in {out}: rerun the same command "
                   f"to resume", file=sys.stderr)

@@ -16,23 +16,29 @@ from .radius_table import (DEFAULT_ALPHA, DEFAULT_CHUNK, DEFAULT_N, DEFAULT_STEP
 
 def certify_table(path, noise, norm: float, dim: int, multiclass: bool, *, n: int, alpha: float,
                   num_samples: int, seed: int, device: str, progress: bool, smooth=None,
-                  build_missing: bool = True) -> RadiusTable:
+                  build_missing: bool = True, method: str = "auto") -> RadiusTable:
     """The table of a certify run: ``path`` (or a RadiusTable) loaded and checked against the
     run (noise, norm, input dim, multiclass); if the file is missing or unfinished and
     ``build_missing``, built for the run (p_max reachable with its n and alpha; its radius
-    samples and seed) and saved there first. UsageError naming --radius-table otherwise, and
-    for a run given a ready ``smooth`` (the table is for the Smooth certify builds)."""
-    from .cli import UsageError
+    samples, seed and ``method``) and saved there first. UsageError naming --radius-table
+    otherwise, for a run given a ready ``smooth`` (the table is for the Smooth certify builds),
+    and for a table of another engine than an explicit ``method`` ("auto" takes the table's)."""
+    from .cli import UsageError, check_method
     if smooth is not None:
         raise UsageError("a radius table is for the Smooth that certify builds; a ready smoothed "
                          "classifier brings its own radii (Smooth.use_radius_table)")
     try:
         table = path if isinstance(path, RadiusTable) else _read_or_build(
             os.fspath(path), noise, norm, dim, multiclass, build_missing, n=n, alpha=alpha,
-            num_samples=num_samples, seed=seed, device=device, progress=progress)
+            num_samples=num_samples, seed=seed, method=method, device=device, progress=progress)
         table.check_matches(noise, norm, dim, multiclass)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(f"--radius-table: {exc}") from None
+    if method != "auto" and table.engine["method"] != check_method(noise, method):
+        name = "" if isinstance(path, RadiusTable) else f" {os.fspath(path)}"
+        raise UsageError(f"--radius-table{name} holds radii of the {table.engine['method']} "
+                         f"engine but --method is {method}; give a table built with --method "
+                         f"{method} (unicr table), or --method auto to use this one")
     top = table.settings["grid"]["k_hi"]
     reach = reachable_p_max(n, alpha, multiclass)
     if LogitGrid(table.settings["grid"]["step"]).index_down(reach) > top:
@@ -51,6 +57,8 @@ def _read_or_build(path: str, noise, norm, dim, multiclass, build_missing,
     found = RadiusTable.load(path, finished=False) if os.path.exists(path) else None
     if found is not None and found.complete:
         return found
+    if found is not None and build.get("method") == "auto":   # auto resumes the table's engine
+        build["method"] = found.engine["method"]
     print(f"--radius-table {path}: {'resuming' if found else 'building'} it for this run",
           file=sys.stderr)
     return RadiusTable.build(noise, norm, dim, multiclass=multiclass, path=path, **build)

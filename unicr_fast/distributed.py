@@ -345,7 +345,7 @@ def certify_distributed(data, model, noise: Noise, norm, out, *, n0: int = 100,
                         max_idx: int = -1, seed: int = 0, multiclass: bool = False,
                         radius_samples: int = 100_000, device: str = "auto",
                         progress: bool = True, smooth=None, radius_table=None,
-                        force_resume: bool = False):
+                        force_resume: bool = False, method: str = "auto"):
     """``cli.certify_file`` for one rank of a torchrun job (arguments and rows the same): certify
     this rank's shard, then merge every shard into ``out`` on rank 0 (module docstring).
     ``radius_table`` must exist already (every rank loads it; ``unicr table`` builds it once).
@@ -355,8 +355,9 @@ def certify_distributed(data, model, noise: Noise, norm, out, *, n0: int = 100,
     import torch
     import torch.distributed as dist
 
-    from .cli import CertifySummary
+    from .cli import CertifySummary, check_method
 
+    check_method(noise, method)   # a usage error before any rendezvous
     env = dist_env()
     dev = rank_device(device, env.local_rank)
     cuda = dev.startswith("cuda")
@@ -377,7 +378,8 @@ def certify_distributed(data, model, noise: Noise, norm, out, *, n0: int = 100,
                                     dict(n0=n0, n=n, alpha=alpha, batch=batch, skip=skip,
                                          max_idx=max_idx, seed=seed, multiclass=multiclass,
                                          radius_samples=radius_samples,
-                                         radius_table=radius_table, force_resume=force_resume),
+                                         radius_table=radius_table, force_resume=force_resume,
+                                         method=method),
                                     device, progress, smooth)
     finally:
         dist.destroy_process_group()
@@ -418,20 +420,22 @@ def _run_rank(env: DistEnv, coord, dev: str, data, model, noise, norm, out: str,
         failure = None
         try:
             p = check_norm(norm)
+            engine = cli.check_method(noise, kw["method"])
             x, y, net, info = cli.load_data_and_model(data, model, dev)
             noise = cli.bind_to_data(noise, x)
             table = None if kw["radius_table"] is None else cli.certify_table(
                 kw["radius_table"], noise, p, int(math.prod(x.shape[1:])), kw["multiclass"],
                 n=kw["n"], alpha=kw["alpha"], num_samples=kw["radius_samples"], seed=kw["seed"],
                 device=cli._engine_device(device), progress=False, smooth=smooth,
-                build_missing=False)
+                build_missing=False, method=kw["method"])
             settings = {"data": os.fspath(data), "model": os.fspath(model),
                         "noise": cli._noise_record(noise), "norm": norm_tag(p), "n0": kw["n0"],
                         "n": kw["n"], "alpha": kw["alpha"], "skip": kw["skip"], "seed": kw["seed"],
                         "multiclass": kw["multiclass"], "radius_samples": kw["radius_samples"],
                         "model_sha256": cli._sha256_file(model),
                         "data_sha256": cli._sha256_tensors(x, y),
-                        "radius_table_sha256": None if table is None else table.sha256}
+                        "radius_table_sha256": None if table is None else table.sha256,
+                        "method": engine if table is None else table.engine["method"]}
             os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
             out_fh = None
             if env.rank == 0:  # held until the merge: no single-process run may write out meanwhile
@@ -467,6 +471,7 @@ def _run_rank(env: DistEnv, coord, dev: str, data, model, noise, norm, out: str,
             smooth = Smooth(net, int(info["num_classes"]), noise=noise, norm=p,
                             multiclass=kw["multiclass"], seed=kw["seed"],
                             radius_samples=kw["radius_samples"], radius_table=table,
+                            radius_kwargs={"method": engine},
                             device=dev if dev.startswith("cuda") else
                             (None if device == "auto" else dev))
         die_after = _die_after(env.rank)

@@ -75,5 +75,6 @@ def settings_differences(out: str, settings: Dict, keys: Optional[Iterable[str]]
         print(f"warning: {path} is missing or unreadable; resuming {out} as asked, its rows "
               f"taken to be of this run's settings", file=sys.stderr)
         return []
-    return [f"{k}: {old.get(k)!r} there, {settings[k]!r} now"
+    return [f"{k}: {repr(old[k]) if k in old else 'not recorded (an older output)'} there, "
+            f"{settings[k]!r} now"
             for k in (settings if keys is None else keys) if old.get(k) != settings[k]]
