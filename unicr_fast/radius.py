@@ -335,10 +335,16 @@ def _exact(noise, pa_arr, p_b, p, dim, return_details):
     from .exact import exact_radius
     from .exact_curve import exact_radius_curve
     flat = pa_arr.reshape(-1)
+    pb_eff = None
+    if p_b is not None:
+        # as in Monte Carlo: nothing where p_a <= p_b, else p_b capped at 1 - p_a (it holds on
+        # the event where both bounds do)
+        pb_eff = np.where(flat > p_b, np.minimum(p_b, 1.0 - flat), p_b)
     if pa_arr.ndim == 0:
-        found = [exact_radius(noise, float(flat[0]), p_b, p, dim, return_details=True)]
+        found = [exact_radius(noise, float(flat[0]), None if p_b is None else float(pb_eff[0]),
+                              p, dim, return_details=True)]
     else:
-        found = list(exact_radius_curve(noise, flat, p_b, p, dim, return_details=True))
+        found = list(exact_radius_curve(noise, flat, pb_eff, p, dim, return_details=True))
     details = []
     for pa, ex in zip(flat, found):
         direction = None
