@@ -931,15 +931,31 @@ def _log_mgf(term: _Term, theta: np.ndarray) -> np.ndarray:
 def _window(term: _Term, k: int, h: float = 0.0):
     """[lo, hi] holding all but 2 * _WINDOW_EPS of the finite part of L: the tighter of Bernstein's
     and Chernoff's bounds (K from the quadrature), within k * [l_min, l_max]."""
-    mean, sd, B, lmin, lmax, _ = term.moments()
+    return _window_parts([(term, k)], h)
+
+
+def _parts_moments(parts):
+    """(mean, sd, B, l_min, l_max) of a sum of independent terms: k_b copies of term_b each."""
+    ms = [(k, t.moments()) for t, k in parts]
+    mean = sum(k * m[0] for k, m in ms)
+    sd = math.sqrt(sum(k * m[1] ** 2 for k, m in ms))
+    return (mean, sd, max(m[2] for _, m in ms), sum(k * m[3] for k, m in ms),
+            sum(k * m[4] for k, m in ms))
+
+
+def _window_parts(parts, h: float = 0.0):
+    """``_window`` for a sum over parts [(term, k)] (block profiles): Bernstein with the summed
+    variance and the largest bound B, Chernoff with the summed log-MGFs."""
+    mean, sd, B, lmin, lmax = _parts_moments(parts)
     Lg = math.log(1.0 / _WINDOW_EPS)
-    u = math.sqrt(2 * Lg * k) * sd + (2.0 / 3.0) * B * Lg
-    lo, hi = max(k * mean - u, k * lmin), min(k * mean + u, k * lmax)
+    u = math.sqrt(2 * Lg) * sd + (2.0 / 3.0) * B * Lg
+    lo, hi = max(mean - u, lmin), min(mean + u, lmax)
     if sd > 0:
-        th = math.sqrt(2 * Lg / k) / sd * np.array([0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0])
-        Kp, Km = _log_mgf(term, th), _log_mgf(term, -th)
-        hi = min(hi, float(np.min((k * Kp + Lg) / th)))
-        lo = max(lo, float(np.max((k * Km + Lg) / -th)))
+        th = math.sqrt(2 * Lg) / sd * np.array([0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0])
+        Kp = sum(kb * _log_mgf(t, th) for t, kb in parts)
+        Km = sum(kb * _log_mgf(t, -th) for t, kb in parts)
+        hi = min(hi, float(np.min((Kp + Lg) / th)))
+        lo = max(lo, float(np.max((Km + Lg) / -th)))
     pad = 0.02 * (hi - lo) + 4 * h + 1e-12 * max(1.0, abs(lo), abs(hi))
     return lo - pad, hi + pad
 
@@ -984,33 +1000,49 @@ def _psi_minus_one(term: _Term, omega: np.ndarray) -> np.ndarray:
 def _fourier_law(term: _Term, k: int) -> _FourierLaw:
     """Law of L by Fourier inversion of psi^k (module doc); raises _Infeasible if psi^k does not
     decay below _FOURIER_TOL within _FOURIER_MAX_TERMS terms."""
-    mean, sd, B, lmin, lmax, _ = term.moments()
+    return _fourier_law_parts([(term, k)])
+
+
+def _fourier_law_parts(parts) -> _FourierLaw:
+    """``_fourier_law`` for a sum over parts [(term, k)]: psi_L = prod psi_b^k_b (block
+    profiles, docs/theory.md §9). With several parts the atoms of the sum no longer sit on one
+    lattice, so their total mass ``prod (atom mass_b)^k_b`` must be negligible (else
+    _Infeasible: the lattice engine takes it)."""
+    mean, sd, B, lmin, lmax = _parts_moments(parts)
     if sd <= 0:
         raise _Infeasible("degenerate term")
-    lo, hi = _window(term, k)
+    if len(parts) > 1:
+        log_atoms = sum(k * math.log(max(t.atoms_m.sum() / t.q1, 1e-300)) if len(t.atoms_v)
+                        else -math.inf for t, k in parts)
+        if log_atoms > math.log(_FOURIER_TOL):
+            raise _Infeasible("atoms of the sum")
+    lo, hi = _window_parts(parts)
     P = hi - lo
     dw = 2 * math.pi / P
     log_tol = math.log(_FOURIER_TOL)
 
+    def log_psi(omega):
+        return sum(_log1p_complex(_psi_minus_one(t, omega), k) for t, k in parts)
+
     def logabs(ell):
-        return _log1p_complex(_psi_minus_one(term, np.asarray(ell, float) * dw), k).real
+        return log_psi(np.asarray(ell, float) * dw).real
 
     def affordable(n_terms):
         """Work of n_terms frequencies on the nodes they need (sin evaluations)."""
-        return n_terms <= _FOURIER_MAX_TERMS and \
-            n_terms * term.node_count(n_terms * dw * 4.0) <= _FOURIER_MAX_WORK
+        nodes = sum(t.node_count(n_terms * dw * 4.0) for t, _ in parts)
+        return n_terms <= _FOURIER_MAX_TERMS and n_terms * nodes <= _FOURIER_MAX_WORK
 
     # 0. atoms on a lattice: |psi| comes back near 1 at the lattice frequencies; check those first
-    peaks = np.zeros(0)
-    if len(term.atoms_v) > 1:
-        gap = np.min(np.diff(np.sort(term.atoms_v)))
-        if gap > 0:
-            peaks = 2 * math.pi / gap * np.array([1.0, 2.0, 3.0])
-            if np.any(_log1p_complex(_psi_minus_one(term, peaks), k).real > log_tol):
-                raise _Infeasible("lattice peaks of the atoms")
+    for term, _ in parts:
+        if len(term.atoms_v) > 1:
+            gap = np.min(np.diff(np.sort(term.atoms_v)))
+            if gap > 0:
+                peaks = 2 * math.pi / gap * np.array([1.0, 2.0, 3.0])
+                if np.any(log_psi(peaks).real > log_tol):
+                    raise _Infeasible("lattice peaks of the atoms")
 
     # 1. geometric pre-scan: where does |psi|^k fall below the tolerance (and stay there)?
-    n0 = max(8, int(math.ceil(0.5 * math.sqrt(2 * 45.0 / k) / sd / dw)))
+    n0 = max(8, int(math.ceil(0.5 * math.sqrt(2 * 45.0) / sd / dw)))
     N, below = n0, 0
     while below < 2:
         if not affordable(N):
@@ -1023,7 +1055,7 @@ def _fourier_law(term: _Term, k: int) -> _FourierLaw:
     logpsi = np.zeros(0, dtype=np.complex128)
     while True:
         ell = np.arange(len(logpsi) + 1, N + 1, dtype=np.float64)
-        logpsi = np.concatenate([logpsi, _log1p_complex(_psi_minus_one(term, ell * dw), k)])
+        logpsi = np.concatenate([logpsi, log_psi(ell * dw)])
         big = np.nonzero(logpsi.real > log_tol)[0]
         last = int(big[-1]) + 1 if len(big) else 0
         if last <= 0.75 * N:
@@ -1033,12 +1065,13 @@ def _fourier_law(term: _Term, k: int) -> _FourierLaw:
             raise _Infeasible("slow decay")
     # 3. spot checks beyond the series, and at the lattice peaks of atoms
     spots = dw * N * np.array([1.25, 1.5, 2.0, 3.0, 4.0])
-    if np.any(_log1p_complex(_psi_minus_one(term, spots), k).real > log_tol):
+    if np.any(log_psi(spots).real > log_tol):
         raise _Infeasible("psi^k does not decay beyond the series")
     n_use = max(last, 1)
     ell = np.arange(1, n_use + 1, dtype=np.float64)
     coef = np.exp(logpsi[:n_use] - 1j * ell * dw * lo)
-    return _FourierLaw(lo, P, coef, term.masses_k(k)[1], k * mean, math.sqrt(k) * sd)
+    log_finite = sum(k * math.log1p(-t.p_ninf) if t.p_ninf < 1 else -math.inf for t, k in parts)
+    return _FourierLaw(lo, P, coef, -math.expm1(log_finite), mean, sd)
 
 
 @dataclass
@@ -1078,6 +1111,14 @@ def _lattice_law(term: _Term, k: int, h: float) -> _LatticeLaw:
         # the budgets, keeping a = c / b a lattice point for Laplace (at most h = a: huge k)
         a = float(np.max(np.abs(term.atoms_v))) if len(term.atoms_v) else 0.0
         h = a / max(1, math.floor(a / h_min)) if a > 0 else h_min
+    return _lattice_law_parts([(term, k)], h)
+
+
+def _lattice_masses(term: _Term, h: float):
+    """(J, z): the tilt-consistent discretisation of l_c on the points j h, j = -J..J (module
+    doc, "lattice"): z[j + J] is the mass at j h."""
+    lo_c, hi_c = term.cont_range() if term.has_cont else (0.0, 0.0)
+    ext = max(abs(lo_c), abs(hi_c), *(np.abs(term.atoms_v).tolist() or [0.0]))
     J = int(math.ceil(ext / h)) + 1
     z = np.zeros(2 * J + 1)                      # points j h, j = -J..J  (index j + J)
     if term.has_cont:
@@ -1110,21 +1151,38 @@ def _lattice_law(term: _Term, k: int, h: float) -> _LatticeLaw:
     for v, mass in zip(term.atoms_v, term.atoms_m):
         r = v / h
         s = int(round(r))
-        if abs(r - s) > 1e-6:
-            raise RuntimeError("atom off the lattice")
-        z[s + J] += mass
-    lo, hi = _window(term, k, h)
-    s_lo = max(int(math.floor(lo / h)), -k * J)
-    s_hi = min(int(math.ceil(hi / h)), k * J)
-    n = sp_fft.next_fast_len(max(s_hi - s_lo + 1, 2 * J + 1), real=True)
-    Z = sp_fft.rfft(z, n)
-    Zk = Z ** k if k < 64 else np.exp(k * np.log(Z + 0j))
+        if abs(r - s) <= 1e-6:
+            z[s + J] += mass
+            continue
+        # off the lattice (block profiles: one h for several shifts): split between the two
+        # neighbours keeping the mass and the tilted mass m e^v, as the cells are
+        j = int(math.floor(r))
+        up = mass * math.expm1(v - j * h) / math.expm1(h)
+        z[j + J] += mass - up
+        z[j + 1 + J] += up
+    return J, z
+
+
+def _lattice_law_parts(parts, h: float) -> _LatticeLaw:
+    """Law of the sum over parts [(term, k)] on the lattice h Z: the product of the parts'
+    discretisations' transforms, each to its power k (one real FFT)."""
+    ones = [(k, *_lattice_masses(t, h)) for t, k in parts]
+    J_sum = sum(k * J for k, J, _ in ones)
+    lo, hi = _window_parts(parts, h)
+    s_lo = max(int(math.floor(lo / h)), -J_sum)
+    s_hi = min(int(math.ceil(hi / h)), J_sum)
+    n = sp_fft.next_fast_len(max(s_hi - s_lo + 1, *(2 * J + 1 for _, J, _ in ones)), real=True)
+    Zk = 1.0
+    for k, _, z in ones:
+        Z = sp_fft.rfft(z, n)
+        Zk = Zk * (Z ** k if k < 64 else np.exp(k * np.log(Z + 0j)))
     Mfull = sp_fft.irfft(Zk, n)
-    # result index r holds the sum point -kJ + r (mod n)
+    # result index r holds the sum point -J_sum + r (mod n)
     s = np.arange(s_lo, s_lo + n)
-    M = Mfull[(s + k * J) % n]
+    M = Mfull[(s + J_sum) % n]
     M = np.where(M > 0, M, 0.0)
-    return _LatticeLaw(s_lo, h, M, term.masses_k(k)[1])
+    log_finite = sum(k * math.log1p(-t.p_ninf) if t.p_ninf < 1 else -math.inf for t, k in parts)
+    return _LatticeLaw(s_lo, h, M, -math.expm1(log_finite))
 
 
 # ==============================================================================================
@@ -1575,6 +1633,12 @@ class ExactRadius:
     error_estimate: float = 0.0              # of the radius (lattice engine), else ~0
     evaluations: int = 0
     seconds: float = 0.0
+    profile: Optional[object] = None         # exact_profile.Profile where one beats every k
+
+    @property
+    def key(self):
+        """The direction of the minimum: the Profile, else k."""
+        return self.profile if self.profile is not None else self.k
 
 
 def k_grid(dim: int, all_below: int = 32, ratio: float = 1.3) -> List[int]:

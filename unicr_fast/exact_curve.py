@@ -34,6 +34,7 @@ import numpy as np
 from scipy import special
 
 from . import exact as ex
+from .exact_profile import Profile, ProfileDirection, search_radius
 from .noise import Noise
 
 __all__ = ["exact_radius_curve"]
@@ -68,20 +69,20 @@ def _pa_star(law: "ex._Law", beta: float) -> float:
     return law.cdf(t)
 
 
-class _Sweep:
-    """z(lambda) along u_k per column (p_b; None = binary), each on its own growing lambda grid;
-    the laws are shared between columns through a small cache."""
+class _SparseDirection:
+    """Laws along u_k as functions of lambda (the k-sparse engines of exact.py)."""
 
-    def __init__(self, noise: Noise, fam, k: int, p: float, columns: Sequence[Optional[float]]):
+    def __init__(self, noise: Noise, fam, k: int, p: float):
         self.noise, self.fam, self.k, self.p = noise, fam, k, p
-        self.columns = list(columns)
-        self.tv = ex._tv_of(noise, fam, k, p)
+        self.tv_of = ex._tv_of(noise, fam, k, p)
         self.plan = None
-        self.points: Dict[int, Dict[float, float]] = {}   # column -> log(lambda) -> z
-        self._cache: Dict[float, list] = {}               # log(lambda) -> laws (LRU)
         self.engines = set()
 
-    def _laws(self, c: float):
+    def tv(self, lam: float) -> float:
+        return self.tv_of(lam) if self.tv_of is not None else 1.0
+
+    def laws(self, lam: float):
+        c = ex._shift(lam, self.k, self.p)
         if self.plan is None:
             self.plan = ex._plan(self.noise, self.fam, self.k, c, "auto", ex._LATTICE_TOL)
         plan = self.plan
@@ -98,6 +99,22 @@ class _Sweep:
         self.engines.add(plan.engine)
         return laws
 
+
+class _Sweep:
+    """z(lambda) along one direction (a k-sparse one, or an exact_profile.ProfileDirection) per
+    column (p_b; None = binary), each on its own growing lambda grid; the laws are shared
+    between columns through a small cache."""
+
+    def __init__(self, direction, columns: Sequence[Optional[float]]):
+        self.direction = direction
+        self.columns = list(columns)
+        self.points: Dict[int, Dict[float, float]] = {}   # column -> log(lambda) -> z
+        self._cache: Dict[float, list] = {}               # log(lambda) -> laws (LRU)
+
+    @property
+    def engines(self):
+        return self.direction.engines
+
     @property
     def tol(self) -> float:
         """The interpolation tolerance in log(lambda): the lattice engine resolves lambda to
@@ -113,7 +130,7 @@ class _Sweep:
         lam = math.exp(u)
         laws = self._cache.pop(u, None)
         if laws is None:
-            laws = self._laws(ex._shift(lam, self.k, self.p))
+            laws = self.direction.laws(lam)
         self._cache[u] = laws                     # most recently used last
         # lattice laws hold up to 2^21 masses each: keep few of them
         while len(self._cache) > (_LAW_CACHE_LATTICE if "lattice" in self.engines else _LAW_CACHE):
@@ -123,7 +140,7 @@ class _Sweep:
                    for w, law in laws)
         # total variation: certified once p_a - 1/2 > TV (p_a - p_b > 2 TV), so p_a* is at most
         # that, whatever an engine resolves at tiny shifts
-        tv = self.tv(lam) if self.tv is not None else 1.0
+        tv = self.direction.tv(lam)
         pts[u] = _z(min(star, 0.5 + tv if p_b is None else p_b + 2 * tv), p_b)
 
     def grid(self, col: int):
@@ -215,34 +232,44 @@ def _sweep_column(sweep: _Sweep, col: int, targets_z: np.ndarray, u_cap: float, 
     return out
 
 
-def _references(noise, p, dim, columns, targets, rtol) -> Dict[tuple, "ex.ExactRadius"]:
-    """exact_radius at reference points (module doc), keyed by (column, target index)."""
-    refs: Dict[tuple, "ex.ExactRadius"] = {}
+def _band(p_a: float) -> int:
+    return int(np.clip(np.rint(-math.log10(max(1.0 - p_a, 1e-12))), 0, 12))
 
+
+def _references(noise, p, dim, columns, targets, rtol) -> Dict[tuple, "ex.ExactRadius"]:
+    """``exact_profile.search_radius`` at reference points (module doc), keyed by (column,
+    target index): the ends, the middle and one per band of p_a of a few columns, and between
+    two whose directions differ, bisection down to adjacent targets."""
+    refs: Dict[tuple, "ex.ExactRadius"] = {}
     grid = ex.k_grid(dim)
 
     def solve(j, i, between=None):
         if (j, i) not in refs:
             ks = None
-            if between is not None:     # between two references: the k between theirs
-                lo, hi = min(between), max(between)
+            if between is not None and all(isinstance(x, int) for x in between):
+                lo, hi = min(between), max(between)     # the k between theirs
                 ks = sorted({k for k in grid if lo <= k <= hi} | set(between)
                             | set(range(lo, min(hi, lo + 8) + 1)))
-            refs[(j, i)] = ex.exact_radius(noise, float(targets[j][i]), columns[j], p, dim,
-                                           ks=ks, return_details=True, rtol=rtol)
+            refs[(j, i)] = search_radius(noise, float(targets[j][i]), columns[j], p, dim,
+                                         rtol=rtol, ks=ks)
         return refs[(j, i)]
 
     ref_cols = sorted({int(round(x)) for x in np.linspace(0, len(columns) - 1,
                                                           min(_REF_COLUMNS, len(columns)))})
     for j in ref_cols:
         n = len(targets[j])
-        idx = sorted({int(round(x)) for x in np.linspace(0, n - 1, min(_REFS_PER_COLUMN, n))})
+        idx = {int(round(x)) for x in np.linspace(0, n - 1, min(_REFS_PER_COLUMN, n))}
+        bands = np.array([_band(a) for a in targets[j]])
+        for b in np.unique(bands):                 # one per band: its profile search
+            members = np.nonzero(bands == b)[0]
+            idx.add(int(members[len(members) // 2]))
+        idx = sorted(idx)
         for i in idx:
             solve(j, i)
         stack = list(zip(idx[:-1], idx[1:]))
         while stack:
             a, b = stack.pop()
-            ka, kb = solve(j, a).k, solve(j, b).k
+            ka, kb = solve(j, a).key, solve(j, b).key
             if b - a > 1 and ka != kb:
                 # down to adjacent targets: a third k can win in a narrow band at the switch
                 m = (a + b) // 2
@@ -251,26 +278,27 @@ def _references(noise, p, dim, columns, targets, rtol) -> Dict[tuple, "ex.ExactR
     return refs
 
 
-def _assign(columns, targets, refs) -> Dict[int, Dict[int, List[int]]]:
-    """k -> column -> target indices to sweep along u_k: a target takes the best k of the
-    references next to it in p_a (below and above) in every reference column."""
-    usable = [(j, i, r) for (j, i), r in refs.items() if 0 < r.radius < math.inf]
+def _assign(columns, targets, refs) -> Dict[object, Dict[int, List[int]]]:
+    """direction (k or Profile) -> column -> target indices to sweep along it: a target takes
+    the directions of the references next to it in p_a (below and above) in every reference
+    column."""
     by_col: Dict[int, list] = {}
-    for j, i, r in usable:
-        by_col.setdefault(j, []).append((float(targets[j][i]), r.k))
+    for (j, i), r in refs.items():
+        if 0 < r.radius < math.inf:
+            by_col.setdefault(j, []).append((float(targets[j][i]), r.key))
     for v in by_col.values():
-        v.sort()
-    out: Dict[int, Dict[int, List[int]]] = {}
+        v.sort(key=lambda x: x[0])
+    out: Dict[object, Dict[int, List[int]]] = {}
     for j in range(len(columns)):
         for i, a in enumerate(targets[j]):
-            ks = set()
+            keys = set()
             for v in by_col.values():
                 pas = [x for x, _ in v]
                 lo = int(np.searchsorted(pas, a, side="right")) - 1
                 hi = int(np.searchsorted(pas, a, side="left"))
-                ks.update(v[x][1] for x in (lo, hi) if 0 <= x < len(v))
-            for k in ks:
-                out.setdefault(k, {}).setdefault(j, []).append(i)
+                keys.update(v[x][1] for x in (lo, hi) if 0 <= x < len(v))
+            for key in keys:
+                out.setdefault(key, {}).setdefault(j, []).append(i)
     return out
 
 
@@ -297,7 +325,7 @@ def exact_radius_curve(noise: Noise, p_a, p_b=None, norm=2, dim: int = None,
     rtol = ex.check_positive(rtol, "rtol")
     fam = ex._family(noise)
     radii = np.zeros(len(pa))
-    best_k = np.zeros(len(pa), dtype=np.int64)
+    best_key = np.zeros(len(pa), dtype=object)
     per_point = [i for i, (a, b) in enumerate(pairs)
                  if ex._certifiable(a, b) and (a >= 1 or (b is not None and b <= 0))]
     sweepable = [i for i, (a, b) in enumerate(pairs)
@@ -306,7 +334,7 @@ def exact_radius_curve(noise: Noise, p_a, p_b=None, norm=2, dim: int = None,
     col_of = {b: j for j, b in enumerate(columns)}
     targets = [np.array(sorted({pairs[i][0] for i in sweepable if pairs[i][1] == b}))
                for b in columns]
-    sweeps: Dict[int, _Sweep] = {}
+    sweeps: Dict[object, _Sweep] = {}
     refs = {}
     if sweepable and sum(len(t) for t in targets) <= 3:
         per_point += sweepable                  # nothing to share
@@ -318,39 +346,43 @@ def exact_radius_curve(noise: Noise, p_a, p_b=None, norm=2, dim: int = None,
         b_top = max((b for b in columns if b is not None), default=None)
         reach = ex._tail_x(noise, fam, 1 - top) + (0.0 if b_top is None else
                                                     ex._tail_x(noise, fam, b_top))
-        best: Dict[tuple, tuple] = {}          # (column, target) -> (lambda, k)
-        for k, per_col in sorted(_assign(columns, targets, refs).items()):
-            unit = fam.scale if math.isinf(p) else fam.scale * k ** (1.0 / p)
-            u_cap = math.log(max(1e4, 2 * reach / fam.scale) * unit)
-            sweep = sweeps[k] = _Sweep(noise, fam, k, p, columns)
+        best: Dict[tuple, tuple] = {}          # (column, target) -> (lambda, direction)
+        for key, per_col in _assign(columns, targets, refs).items():
+            if isinstance(key, Profile):
+                direction, mag = ProfileDirection(noise, key, p), key.mags[0]
+            else:
+                direction = _SparseDirection(noise, fam, key, p)
+                mag = 1.0 if math.isinf(p) else key ** (-1.0 / p)
+            # exact_lambda's cap: shifts of the largest coordinate up to 1e4 sigma or twice reach
+            u_cap = math.log(max(1e4, 2 * reach / fam.scale) * fam.scale / mag)
+            sweep = sweeps[key] = _Sweep(direction, columns)
             u0 = math.log(min(r.radius for r in refs.values()
-                              if r.k == k and 0 < r.radius < math.inf))
+                              if r.key == key and 0 < r.radius < math.inf))
             for j, idx in per_col.items():
                 for x in u0 + _STEP * np.arange(-2, 3):
                     sweep.add(float(x), j)
                 zt = np.array([_z(float(targets[j][i]), columns[j]) for i in idx])
                 for i, x in zip(idx, _sweep_column(sweep, j, zt, u_cap, rtol)):
-                    # nan: not bracketed below the cap along u_k (the other k decide, or
-                    # exact_radius at that point)
+                    # nan: not bracketed below the cap along this direction (the others
+                    # decide, or a search at that point)
                     if np.isfinite(x) and ((j, i) not in best or math.exp(x) < best[(j, i)][0]):
-                        best[(j, i)] = (math.exp(x), k)
+                        best[(j, i)] = (math.exp(x), key)
         for (j, i), r in refs.items():          # a reference is a full search at its point
             if 0 < r.radius < math.inf and not best.get((j, i), (math.inf,))[0] <= r.radius:
-                best[(j, i)] = (r.radius, r.k)
+                best[(j, i)] = (r.radius, r.key)
         for i in sweepable:
             a, b = pairs[i]
             j = col_of[b]
-            lam, k = best.get((j, int(np.searchsorted(targets[j], a))), (math.nan, 0))
+            lam, key = best.get((j, int(np.searchsorted(targets[j], a))), (math.nan, 0))
             if not lam > 0:
                 per_point.append(i)
             else:
-                radii[i], best_k[i] = lam, k
+                radii[i], best_key[i] = lam, key
     singles = {}
     for i in per_point:
-        r = ex.exact_radius(noise, pairs[i][0], pairs[i][1], p, dim, return_details=True,
-                            rtol=rtol)
+        r = search_radius(noise, pairs[i][0], pairs[i][1], p, dim, rtol=rtol)
         singles[i] = r
-        radii[i], best_k[i] = r.radius, r.k
+        radii[i], best_key[i] = r.radius, r.key
     seconds = time.perf_counter() - t0
     if not return_details:
         return radii.reshape(shape)
@@ -361,8 +393,12 @@ def exact_radius_curve(noise: Noise, p_a, p_b=None, norm=2, dim: int = None,
         if i in singles:
             out[i] = singles[i]
             continue
-        k = int(best_k[i])
-        engines = {k: "+".join(sorted(sweeps[k].engines))} if k in sweeps else {}
+        key = best_key[i]
+        prof = key if isinstance(key, Profile) else None
+        k = sum(prof.counts) if prof is not None else int(key)
+        engines = {}
+        if key in sweeps:
+            engines = {"profile" if prof is not None else k: "+".join(sorted(sweeps[key].engines))}
         out[i] = ex.ExactRadius(float(radii[i]), k, a, b, p, dim, {}, {}, engines, 0.0,
-                                evaluations, seconds)
+                                evaluations, seconds, profile=prof)
     return out.reshape(shape)

@@ -332,8 +332,8 @@ def _exact(noise, pa_arr, p_b, p, dim, return_details):
     of p_a, unicr_fast.exact_curve (one sweep over lambda per direction for all of them),
     reported in the same shapes. The dense direction of a detail is built only when details
     are asked for."""
-    from .exact import exact_radius
     from .exact_curve import exact_radius_curve
+    from .exact_profile import search_radius
     flat = pa_arr.reshape(-1)
     pb_eff = None
     if p_b is not None:
@@ -341,19 +341,23 @@ def _exact(noise, pa_arr, p_b, p, dim, return_details):
         # the event where both bounds do)
         pb_eff = np.where(flat > p_b, np.minimum(p_b, 1.0 - flat), p_b)
     if pa_arr.ndim == 0:
-        found = [exact_radius(noise, float(flat[0]), None if p_b is None else float(pb_eff[0]),
-                              p, dim, return_details=True)]
+        found = [search_radius(noise, float(flat[0]), None if p_b is None else float(pb_eff[0]),
+                               p, dim)]
     else:
         found = list(exact_radius_curve(noise, flat, pb_eff, p, dim, return_details=True))
     details = []
     for pa, ex in zip(flat, found):
         direction = None
         if return_details and ex.radius > 0:
-            direction = np.zeros(dim)
-            direction[:ex.k] = 1.0 if math.isinf(p) else ex.k ** (-1.0 / p)
+            if ex.profile is not None:
+                direction = ex.profile.dense(dim)
+            else:
+                direction = np.zeros(dim)
+                direction[:ex.k] = 1.0 if math.isinf(p) else ex.k ** (-1.0 / p)
+        engine = ex.engines.get("profile" if ex.profile is not None else ex.k, "")
         details.append(RadiusDetails(float(ex.radius), float(pa), p_b, direction,
                                      math.isfinite(ex.radius), ex.evaluations, ex.seconds,
-                                     method="exact", engine=ex.engines.get(ex.k, "")))
+                                     method="exact", engine=engine))
     if return_details:
         return details[0] if pa_arr.ndim == 0 else np.array(details, dtype=object).reshape(pa_arr.shape)
     radii = np.array([d.radius for d in details]).reshape(pa_arr.shape)
