@@ -139,10 +139,10 @@ def test_no_swarm_where_a_sparse_direction_is_the_worst():
     cases = [(uc.noise.Gaussian(SIGMA), 2), (uc.noise.Laplace(SIGMA), 1),
              (uc.noise.HyperbolicSecant(SIGMA), 0.5), (uc.noise.Cauchy(SIGMA), math.inf)]
     for noise, norm in cases:
-        assert xp.sparse_is_worst(noise, norm)
+        assert xp.sparse_is_worst(noise, norm, 16)
         assert xp.best_profile(noise, norm, 16, 0.99, None, 100.0, 1) is None
-    assert not xp.sparse_is_worst(uc.noise.Cauchy(SIGMA), 1)         # heavy tails: k moves
-    assert not xp.sparse_is_worst(uc.noise.Laplace(SIGMA), 2)
+    assert not xp.sparse_is_worst(uc.noise.Cauchy(SIGMA), 1, 16)         # heavy tails: k moves
+    assert not xp.sparse_is_worst(uc.noise.Laplace(SIGMA), 2, 16)
 
 
 def test_search_is_memoised_per_band(monkeypatch):

@@ -1688,14 +1688,29 @@ def _prune(noise, fam, k, p, p_a, p_b, lam_best, tie: float) -> bool:
     return m > 4 * err - tie
 
 
+def known_worst_k(noise: Noise, p: float, dim: int) -> Optional[int]:
+    """The k of the worst direction where docs/theory.md §4 gives it: Gaussian noise, the axis
+    for p <= 2 and the diagonal for p >= 2 (lambda*(u_k) ~ k^(1/p - 1/2)); log-concave noise
+    for p <= 1, the axis; any product noise in l_inf, the diagonal. None elsewhere."""
+    if math.isinf(p):
+        return dim
+    if isinstance(noise, Gaussian):
+        return 1 if p <= 2 else dim
+    if p <= 1 and _family(noise).monotone:
+        return 1
+    return None
+
+
 def exact_radius(noise: Noise, p_a, p_b=None, norm=2, dim: int = None,
                  ks: Optional[Sequence[int]] = None, return_details: bool = False,
-                 rtol: float = 1e-9):
+                 rtol: float = 1e-9, *, _first: Optional[int] = None):
     """Certified l_p radius ``min_k lambda*(u_k)`` over the k-sparse equal-magnitude directions,
     from the exact law of L (no sampling; module doc for the accuracy and the scope).
 
-    ``ks``: the k to try (default: every k <= 32, then the geometric grid :func:`k_grid`, then a
-    local refinement between the neighbours of the best k until they are adjacent). A k is solved
+    ``ks``: the k to try. Default: where :func:`known_worst_k` names the worst k, that k, with
+    k = 1, 2 and dim as a check (the full search runs if one of them is not pruned); elsewhere
+    every k <= 32, then the geometric grid :func:`k_grid`, then a local refinement between the
+    neighbours of the best k until they are adjacent. A k is solved
     only if its margin at the current best radius is not positive (up to its error estimate and
     the tie tolerance ``rtol``): otherwise its first crossing cannot be smaller, and its bound is
     reported in ``lower_bounds``. This is a minimum over the k-sparse family: an upper bound on
@@ -1732,6 +1747,13 @@ def exact_radius(noise: Noise, p_a, p_b=None, norm=2, dim: int = None,
     if not _certifiable(p_a, p_b):
         out = ExactRadius(0.0, 0, p_a, p_b, p, dim, seconds=time.perf_counter() - t0)
         return out if return_details else 0.0
+    known = known_worst_k(noise, p, dim) if ks is None else None
+    if known is not None:
+        quick = exact_radius(noise, p_a, p_b, p, dim, sorted({known, 1, min(2, dim), dim}),
+                             True, rtol, _first=known)
+        if quick.k == known:            # the checks were pruned, or solved no smaller
+            quick.seconds = time.perf_counter() - t0
+            return quick if return_details else quick.radius
     fam = _family(noise)
     solved: Dict[int, ExactLambda] = {}
     pruned: Dict[int, float] = {}
@@ -1764,7 +1786,8 @@ def exact_radius(noise: Noise, p_a, p_b=None, norm=2, dim: int = None,
                                  slope=rb.slope)
 
     grid = ks if ks is not None else k_grid(dim)
-    seeds = [grid[0], grid[-1]]
+    seeds = [_first, *(k for k in (grid[0], grid[-1]) if k != _first)] if _first in grid \
+        else [grid[0], grid[-1]]
     for k in seeds:
         visit(k)
     kb, _ = best()

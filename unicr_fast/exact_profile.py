@@ -239,14 +239,10 @@ def _memo_key(noise, p, dim, p_a, p_b):
     return (noise, p, dim, band, p_b is None)
 
 
-def sparse_is_worst(noise, p: float) -> bool:
-    """Where a k-sparse direction is known to be the worst (docs/theory.md §4): Gaussian noise
-    in any norm, log-concave noise in l1 (the axis; for p < 1 too, since ||d||_p >= ||d||_1
-    and the axis has the same length in every norm), any product noise in l_inf (the
-    diagonal). The swarm is skipped there."""
-    from .noise import Gaussian
-    return (type(noise) is Gaussian or math.isinf(p)
-            or (p <= 1 and ex._family(noise).monotone))
+def sparse_is_worst(noise, p: float, dim: int) -> bool:
+    """Where a k-sparse direction is known to be the worst (``exact.known_worst_k``): the swarm
+    is skipped there."""
+    return ex.known_worst_k(noise, p, dim) is not None
 
 
 def best_profile(noise, p: float, dim: int, p_a: float, p_b: Optional[float], lam_best: float,
@@ -259,7 +255,7 @@ def best_profile(noise, p: float, dim: int, p_a: float, p_b: Optional[float], la
         return _MEMO[key]
     B = len(block_edges(dim)) - 1
     found = None
-    if B > 1 and 0 < lam_best < math.inf and not sparse_is_worst(noise, p):
+    if B > 1 and 0 < lam_best < math.inf and not sparse_is_worst(noise, p, dim):
         found = _swarm(noise, p, dim, p_a, p_b, lam_best, k_best, B,
                        np.random.default_rng(seed))
     _MEMO[key] = found
