@@ -48,8 +48,15 @@ _REF_COLUMNS = 3
 _MAX_DEPTH = 40
 #: Relative accuracy of lambda where the lattice engine computes the law (exact.py).
 _LATTICE_RTOL = 1e-7
-#: Laws kept per sweep (the columns of a multiclass sweep ask for the same lambdas in turn).
-_LAW_CACHE, _LAW_CACHE_LATTICE = 4096, 16
+#: Memory for the laws kept per sweep (the columns of a multiclass sweep ask for the same
+#: lambdas in turn); a lattice law holds up to 3 x 2^21 float64.
+_LAW_CACHE_BYTES = 256 << 20
+
+
+def _law_bytes(law) -> int:
+    """Rough size of a law object: its arrays, or 64 KiB for the ones that hold a term."""
+    arrays = [getattr(law, a, None) for a in ("m", "v", "cum", "coef")]
+    return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray)) or 65536
 
 
 def _pa_star(law: "ex._Law", beta: float) -> float:
@@ -110,6 +117,7 @@ class _Sweep:
         self.columns = list(columns)
         self.points: Dict[int, Dict[float, float]] = {}   # column -> log(lambda) -> z
         self._cache: Dict[float, list] = {}               # log(lambda) -> laws (LRU)
+        self._bytes: Dict[float, int] = {}                # log(lambda) -> their size
 
     @property
     def engines(self):
@@ -129,12 +137,15 @@ class _Sweep:
             return
         lam = math.exp(u)
         laws = self._cache.pop(u, None)
+        self._bytes.pop(u, None)
         if laws is None:
             laws = self.direction.laws(lam)
         self._cache[u] = laws                     # most recently used last
-        # lattice laws hold up to 2^21 masses each: keep few of them
-        while len(self._cache) > (_LAW_CACHE_LATTICE if "lattice" in self.engines else _LAW_CACHE):
-            self._cache.pop(next(iter(self._cache)))
+        self._bytes[u] = sum(_law_bytes(law) for _, law in laws)
+        while sum(self._bytes.values()) > _LAW_CACHE_BYTES and len(self._cache) > 1:
+            oldest = next(iter(self._cache))
+            self._cache.pop(oldest)
+            self._bytes.pop(oldest)
         p_b = self.columns[col]
         star = sum(w * _pa_star(law, 0.5 if p_b is None else ex._py_sb(law, p_b))
                    for w, law in laws)
@@ -208,6 +219,19 @@ def _sweep_column(sweep: _Sweep, col: int, targets_z: np.ndarray, u_cap: float, 
     """log(lambda*) per target (nan: not bracketed below the cap); grows the sweep's grid."""
     out = np.full(len(targets_z), np.nan)
     todo = np.arange(len(targets_z))
+    # cover the targets first: down until below the smallest, up until past the largest (or
+    # the cap), one point per step
+    lo_t, hi_t = float(np.min(targets_z)), float(np.max(targets_z))
+    for _ in range(400):
+        u, zc = sweep.grid(col)
+        if zc[0] < lo_t:
+            break
+        sweep.add(float(u[0] - _STEP), col)
+    while True:
+        u, zc = sweep.grid(col)
+        if np.max(zc) >= hi_t or u[-1] >= u_cap:
+            break
+        sweep.add(float(min(u[-1] + _STEP, u_cap)), col)
     for _ in range(4 * _MAX_DEPTH + 200):
         u, zc = sweep.grid(col)
         zmax = np.maximum.accumulate(zc)
