@@ -26,7 +26,7 @@ from scipy.stats import norm as normal
 import unicr_fast as uc
 from unicr_fast.radius_table import RadiusTable
 
-from _cold import forget_memos
+from _cold import forget_memos, report_after
 
 pytest.importorskip("pytest_benchmark")
 
@@ -67,10 +67,10 @@ def closed_form_error(case: str, table: RadiusTable):
 
 @pytest.fixture(scope="module", autouse=True)
 def _summary():
-    uc.certified_radius(uc.noise.Laplace(SIGMA), 0.9, norm=2, dim=16)    # warm-up, untimed
-    yield
-    if not _rows:
-        return
+    yield from report_after(_rows, _report)
+
+
+def _report():
     print(f"\n\nRadius tables, exact engine (default), d={DIM}, sigma={SIGMA}, default grid, "
           f"{os.cpu_count()} CPUs (load avg {os.getloadavg()[0]:.1f})")
     fmt = "{:<12} {:<10} {:>8} {:>9} {:>8} {:>10} {:>12}  {}"

@@ -232,8 +232,8 @@ def test_sampling_arguments_do_not_change_exact_radii():
 #
 # The radius is non-decreasing in p_a and non-increasing in p_b (THEORY §3). The exact engine
 # computes it as min_k lambda*(u_k) over the k-sparse directions; at d = 16 the k-grid is every
-# k = 1..16 (k_grid: every k <= 32), the same set for every p_a, and lambda*(u_k) is monotone for
-# each k, so the minimum is too: any decrease beyond the engines' error is a bug.
+# k = 1..16 (the default grid: every k <= 16), the same set for every p_a, and lambda*(u_k) is
+# monotone for each k, so the minimum is too: any decrease beyond the engines' error is a bug.
 #
 # Tolerance (unicr_fast/exact.py module doc). Each lambda*(u_k) is solved to rtol = 1e-9 relative
 # (RTOL). The probabilities carry an absolute error e <= 2e-15 ("fourier"; "direct" and "atoms"

@@ -93,7 +93,7 @@ Scope of ``exact_radius``: the minimum of ``lambda*(u_k)`` over the k-sparse fam
 bound on the radius (the infimum over all directions), equal to it where the worst direction lies
 in the family: Gaussian noise in any norm (every direction for l2, the axis k = 1 for p <= 2, the
 diagonal k = d for p >= 2), Laplace and uniform noise in l1 (axis), any noise in l_inf (diagonal).
-The margin is not monotone in k in general, so k runs over every k <= 32, a geometric grid up to
+The margin is not monotone in k in general, so k runs over every k <= 16, a geometric grid up to
 ``dim`` and a refinement around the best k; ``lambda*(u_k)`` is "the first crossing found from a
 CLT guess", as in the Monte-Carlo engine.
 """
@@ -1435,6 +1435,17 @@ def _tv_gap(noise, fam, k, p, p_a, p_b):
     return lambda lam: p_a - p_b - 2 * tv(lam)
 
 
+def _tv_root(gap, start: float, rtol: float) -> float:
+    """The lambda where the decreasing TV gap crosses 0, bracketed by doubling from ``start``."""
+    hi = start
+    while gap(hi) > 0:
+        hi *= 2
+    lo = 0.5 * hi
+    while gap(lo) <= 0:
+        hi, lo = lo, 0.5 * lo
+    return optimize.brentq(gap, lo, hi, xtol=0.5 * rtol * lo, rtol=4 * np.finfo(float).eps)
+
+
 def _root(m, x0, rtol, cap, floor, growth=1.6, dlog=None):
     """First crossing of m from > 0 to <= 0 near x0: bracketing steps in u = log(lambda) (the
     first one along the slope ``dlog = dm/dlog(lambda)`` when known, then secant steps, each at
@@ -1537,15 +1548,7 @@ def exact_lambda(noise: Noise, k, p, p_a, p_b=None, rtol: float = 1e-9, *, engin
     # beta < 1), so the search stops at lam_tv and returns it. Without the bound (other noise),
     # only a margin at the rounding level stays <= 0 far below the CLT scale: 0 is returned.
     gap = _tv_gap(noise, fam, k, p, p_a, p_b)
-    lam_tv = 0.0
-    if gap is not None:
-        hi = clt
-        while gap(hi) > 0:
-            hi *= 2
-        lo = 0.5 * hi
-        while gap(lo) <= 0:
-            hi, lo = lo, 0.5 * lo
-        lam_tv = optimize.brentq(gap, lo, hi, xtol=0.5 * rtol * lo, rtol=4 * np.finfo(float).eps)
+    lam_tv = 0.0 if gap is None else _tv_root(gap, clt, rtol)
     floor = max(1e-6 * clt, lam_tv)
     g0 = min(max(guess if guess is not None else clt, 1.01 * floor), cap)
     evals = [0]
@@ -1709,9 +1712,9 @@ def exact_radius(noise: Noise, p_a, p_b=None, norm=2, dim: int = None,
 
     ``ks``: the k to try. Default: where :func:`known_worst_k` names the worst k, that k, with
     k = 1, 2 and dim as a check (the full search runs if one of them is not pruned); elsewhere
-    every k <= 32, then the geometric grid :func:`k_grid`, then a local refinement between the
-    neighbours of the best k until they are adjacent. A k is solved
-    only if its margin at the current best radius is not positive (up to its error estimate and
+    every k <= 16, then the geometric grid :func:`k_grid` (ratio 1.3), then a local refinement
+    between the neighbours of the best k until they are adjacent. A k is solved only if its
+    margin at the current best radius is not positive (up to its error estimate and
     the tie tolerance ``rtol``): otherwise its first crossing cannot be smaller, and its bound is
     reported in ``lower_bounds``. This is a minimum over the k-sparse family: an upper bound on
     the radius over all directions, equal to it where the worst direction lies in the family
@@ -1785,7 +1788,7 @@ def exact_radius(noise: Noise, p_a, p_b=None, norm=2, dim: int = None,
         solved[k] = exact_lambda(noise, k, p, p_a, p_b, rtol, return_details=True, guess=lb,
                                  slope=rb.slope)
 
-    grid = ks if ks is not None else k_grid(dim)
+    grid = ks if ks is not None else k_grid(dim, all_below=16)
     seeds = [_first, *(k for k in (grid[0], grid[-1]) if k != _first)] if _first in grid \
         else [grid[0], grid[-1]]
     for k in seeds:

@@ -1,4 +1,4 @@
-"""Exact laws along block profiles, and the direction search over them (docs/theory.md §9.4).
+"""Exact laws along block profiles, and the direction search over them (docs/theory.md §9.2, §9.4).
 
 A block profile (unicr_fast.search) is a direction with several magnitudes: ``counts[b]``
 coordinates shifted by ``lambda * mags[b]`` (``||u||_p = 1``). L is then a sum of independent
@@ -14,7 +14,8 @@ Search. The k-sparse family is searched first (``exact.exact_radius``); then, ex
 k-sparse direction is known to be the worst (``sparse_is_worst``), a particle swarm over block
 levels looks for a profile whose margin at that radius is negative, i.e. whose lambda* is
 smaller. Its objective is that margin (one law per particle, no root finding: Fourier, else a
-coarse lattice, for ranking only); a profile that wins is then solved to ``rtol``. The swarm runs once per (noise, norm, dim, band of
+coarse lattice whose error estimate is added); a profile that wins is checked on an accurate
+law and then solved to ``rtol``. The swarm runs once per (noise, norm, dim, band of
 p_a, binary/multiclass) -- bands as in the Monte-Carlo engine, one per decade of 1 - p_a -- and
 is memoised: a band where no profile beats the k-sparse directions costs nothing afterwards,
 and one where a profile won adds one root finding along it per radius.
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from . import exact as ex
 from .search import block_edges, lp_norm
@@ -173,7 +174,7 @@ def _margin(direction: ProfileDirection, lam: float, p_a: float, p_b: Optional[f
 
 def profile_margin(noise, profile: Profile, lam: float, p: float, p_a: float,
                    p_b: Optional[float] = None) -> float:
-    """Margin of THEORY §3 at the shift lambda * profile, from the exact law of L."""
+    """Margin of docs/theory.md §3 at the shift lambda * profile, from the exact law of L."""
     ex._check_noise(noise)
     p_a, p_b = ex._check_probs(p_a, p_b)
     return _margin(ProfileDirection(noise, profile, ex.check_norm(p)), float(lam), p_a, p_b)
@@ -205,16 +206,7 @@ def profile_lambda(noise, profile: Profile, p: float, p_a: float, p_b: Optional[
     clt = min(max(s, 1e-300), 40.0) / spread
     gap = (lambda lam: p_a - 0.5 - direction.tv(lam)) if p_b is None else \
         (lambda lam: p_a - p_b - 2 * direction.tv(lam))
-    lam_tv = 0.0
-    if direction.tv1 is not None:
-        hi = clt
-        while gap(hi) > 0:
-            hi *= 2
-        lo = 0.5 * hi
-        while gap(lo) <= 0:
-            hi, lo = lo, 0.5 * lo
-        lam_tv = optimize.brentq(gap, lo, hi, xtol=0.5 * rtol * lo,
-                                    rtol=4 * np.finfo(float).eps)
+    lam_tv = 0.0 if direction.tv1 is None else ex._tv_root(gap, clt, rtol)
     floor = max(1e-6 * clt, lam_tv)
     g0 = min(max(guess if guess is not None else clt, 1.01 * floor), cap)
     cache: Dict[float, float] = {}
@@ -282,8 +274,12 @@ def _swarm(noise, p, dim, p_a, p_b, lam_best, k_best, B, rng) -> Optional[Profil
         try:
             return ex._margin_of_law(ex._fourier_law_parts(parts), p_a, p_b)
         except ex._Infeasible:
+            # coarse h and h/2, Richardson-combined, plus 4 times their difference: a
+            # pessimistic margin, so that the coarse lattice's error cannot make a false winner
             h = _lattice_h(parts, ex._LATTICE_TOL_COARSE, _SWARM_LATTICE)
-            return ex._margin_of_law(ex._lattice_law_parts(parts, h), p_a, p_b)
+            m1, m2 = (ex._margin_of_law(ex._lattice_law_parts(parts, x), p_a, p_b)
+                      for x in (h, h / 2))
+            return (4 * m2 - m1) / 3 + 4 * abs(m2 - m1)
 
     # seeds: the k-sparse optimum (as block levels, its last block partly filled) and
     # two-level neighbours of it, then random profiles with mass in front
