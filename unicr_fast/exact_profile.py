@@ -37,7 +37,7 @@ __all__ = ["Profile", "profile_margin", "profile_lambda", "best_profile", "searc
 #: Target relative variance error of the lattice for a profile (as exact._LATTICE_TOL).
 _LATTICE_TOL = ex._LATTICE_TOL
 #: Swarm settings: particles x iterations margin evaluations per band.
-_PARTICLES, _ITERATIONS = 8, 3
+_PARTICLES, _ITERATIONS = 6, 3
 #: Lattice points at most in a swarm objective's coarse lattice.
 _SWARM_LATTICE = 1 << 15
 #: A profile replaces the k-sparse minimum only if its lambda* is smaller by this (relative).
