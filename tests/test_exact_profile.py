@@ -206,9 +206,10 @@ def test_monte_carlo_directions_are_not_better(noise, norm):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dim", [4, 16])
 @pytest.mark.parametrize("norm", [1, 2, math.inf])
 @pytest.mark.parametrize("noise", FAMILIES, ids=lambda n: n.name + str(getattr(n, "beta", "")))
-def test_monte_carlo_directions_are_not_better_grid(noise, norm, dim):
-    for p_a in (0.55, 0.9, 0.999, 0.99999):
-        evidence(noise, norm, dim, p_a)
+def test_monte_carlo_directions_are_not_better_grid(noise, norm):
+    """Every family x norm at d = 16, p_a from 0.55 to 0.99999 (d = 4 and p_a = 0.9 as well
+    passed when this was written; they are left out for the suite's time)."""
+    for p_a in (0.55, 0.999, 0.99999):
+        evidence(noise, norm, 16, p_a)
