@@ -164,7 +164,7 @@ def test_exact_with_radial_noise_is_a_usage_error(tiny, tmp_path, capsys, comman
     argv = {"certify": lambda: certify_args(tiny, out, RADIAL, "--method", "exact"),
             "iopt": lambda: iopt_args(tiny, out, RADIAL, "--method", "exact"),
             "copt": lambda: copt_args(out, "--family", "radial", "--param", "q=2",
-                                      "--method", "exact")}[command]()
+                                      "--param", "beta=1", "--method", "exact")}[command]()
     code, _, err = run_cli(argv, capsys)
     assert code == 2, err
     assert f"unicr {command}: error: --method exact does not apply to noise 'radial'" in err
@@ -258,3 +258,15 @@ def test_torchrun_certify_passes_the_method_and_refuses_another(tiny, tmp_path, 
                                      cli.make_noise("radial", 0.25, [("q", 2.0), ("beta", 1.0)]),
                                      1, tmp_path / "lib.tsv", n0=10, n=50, batch=50,
                                      device="cpu", progress=False, method="exact")
+
+
+def test_copt_radial_noise_with_its_own_beta(tmp_path, capsys, engine, monkeypatch):
+    """`--param beta=1` of radial noise reaches the noise (it once collided with the grid's
+    own beta keyword: "multiple values for argument 'beta'")."""
+    model = confident_mlp(**MLP_KWARGS)
+    monkeypatch.setattr(opt, "digits_train_fn", lambda *a, **k: (lambda noise: model))
+    out = tmp_path / "copt"
+    code, _, err = run_cli(copt_args(out, "--family", "radial", "--param", "q=2",
+                                     "--param", "beta=1"), capsys)
+    assert code == 0, err
+    assert engine and methods(engine) == {"mc"}

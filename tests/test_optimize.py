@@ -123,6 +123,17 @@ def test_copt_best_is_the_argmax_and_beats_the_start(digits_parts, tmp_path):
     assert any(r.score > 0 for r in res.rows)
 
 
+def test_noise_grid_takes_a_family_beta_through_params():
+    """Radial noise's own beta, and a fixed general_normal beta, collide with the grid's beta
+    keyword: they go through ``params`` (as `unicr copt --param beta=...` passes them)."""
+    radial = opt.noise_grid("radial", sigma=(0.25, 0.5), beta=None,
+                            params={"q": 2.0, "beta": 1.0, "dim": 64})
+    assert [n.params["beta"] for n in radial] == [1.0, 1.0]
+    assert [n.sigma for n in radial] == [0.25, 0.5]
+    fixed = opt.noise_grid("general_normal", sigma=(0.5,), beta=None, params={"beta": 3.0})
+    assert [(n.name, n.params["beta"]) for n in fixed] == [("general_normal", 3.0)]
+
+
 def test_copt_resumes_an_interrupted_run(digits_parts, tmp_path):
     """An interrupted run keeps the scored settings in its TSV; the rerun skips them (train_fn
     is not called for them) and ends with the table an uninterrupted run writes."""

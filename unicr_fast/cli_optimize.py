@@ -151,7 +151,7 @@ def _cmd_copt(args) -> int:
     if args.family == "general_normal" and "beta" not in fixed:
         betas = args.betas if args.betas is not None else [1.0, 1.5, 2.0]
     try:
-        noises = opt.noise_grid(args.family, args.sigmas, betas, **fixed)
+        noises = opt.noise_grid(args.family, args.sigmas, betas, params=fixed)
     except (TypeError, ValueError) as exc:
         raise cli.UsageError(f"bad grid: {exc}") from None
     start = next((nz for nz in noises if nz.sigma == noises[0].sigma

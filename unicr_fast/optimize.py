@@ -232,9 +232,13 @@ def noise_tag(noise: Noise) -> str:
 
 # == C-OPT ======================================================================================
 def noise_grid(family: str = "general_normal", sigma: Sequence[float] = (0.25, 0.5),
-               beta: Optional[Sequence[float]] = (1.0, 1.5, 2.0), **fixed) -> List[Noise]:
+               beta: Optional[Sequence[float]] = (1.0, 1.5, 2.0), *,
+               params: Optional[dict] = None, **fixed) -> List[Noise]:
     """The settings of a grid: every (sigma, beta) of general_normal (sigma-major order), or every
-    sigma of another family with its other parameters ``fixed`` (give ``beta=None`` there)."""
+    sigma of another family with its other parameters ``fixed`` (give ``beta=None`` there).
+    ``params``: fixed parameters as a dict, for names a keyword cannot carry here -- radial
+    noise's own ``beta``, or a fixed general_normal ``beta`` (with ``beta=None``)."""
+    fixed = {**fixed, **dict(params or {})}
     if not isinstance(family, str):
         raise TypeError(f"family must be a string, got {type(family).__name__}")
     sigmas = _float_list(sigma, "sigma")
