@@ -1435,6 +1435,16 @@ def _tv_gap(noise, fam, k, p, p_a, p_b):
     return lambda lam: p_a - p_b - 2 * tv(lam)
 
 
+def _lam_cap(noise, fam, p_a, p_b, mag: float) -> float:
+    """The largest lambda a root search explores along a unit direction whose largest
+    coordinate is ``mag``: that coordinate's shift up to 1e4 scales, or twice the reach. The
+    half-space {x_1 <= F^-1(p_a)} has X-mass p_a, so P_Y(S_A) <= F(F^-1(p_a) - c)
+    (Neyman-Pearson), likewise {x_1 >= F^-1(1 - p_b)} for S_B: the margin is < 0 once the shift
+    c of one coordinate is twice the sum of those quantiles."""
+    reach = _tail_x(noise, fam, 1 - p_a) + (0.0 if p_b is None else _tail_x(noise, fam, p_b))
+    return max(1e4, 2 * reach / fam.scale) * fam.scale / mag
+
+
 def _tv_root(gap, start: float, rtol: float) -> float:
     """The lambda where the decreasing TV gap crosses 0, bracketed by doubling from ``start``."""
     hi = start
@@ -1534,13 +1544,8 @@ def exact_lambda(noise: Noise, k, p, p_a, p_b=None, rtol: float = 1e-9, *, engin
         # reaches 0 (p_a = 1: P_Y(S_A) = 1; p_b = 0: P_Y(S_B) = 0)
         res = ExactLambda(math.inf, k, "none", False, 0, 0.0, time.perf_counter() - t0)
         return res if return_details else res.lam
-    unit = fam.scale if math.isinf(p) else fam.scale * k ** (1.0 / p)   # lambda at c = sigma
     if lam_max is None:
-        # the half-space {x_1 <= F^-1(p_a)} has X-mass p_a, so P_Y(S_A) <= F(F^-1(p_a) - c)
-        # (Neyman-Pearson), likewise {x_1 >= F^-1(1 - p_b)} for S_B: the margin is < 0 once c is
-        # twice the sum of those quantiles
-        reach = _tail_x(noise, fam, 1 - p_a) + (0.0 if p_b is None else _tail_x(noise, fam, p_b))
-        lam_max = max(1e4, 2 * reach / fam.scale) * unit
+        lam_max = _lam_cap(noise, fam, p_a, p_b, 1.0 if math.isinf(p) else k ** (-1.0 / p))
     cap = lam_max
     clt = _clt_guess(noise, fam, k, p, p_a, p_b)
     # The margin is >= the TV gap > 0 below the TV bound lam_tv: a crossing there would be an

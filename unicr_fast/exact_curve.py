@@ -350,10 +350,12 @@ def exact_radius_curve(noise: Noise, p_a, p_b=None, norm=2, dim: int = None,
     fam = ex._family(noise)
     radii = np.zeros(len(pa))
     best_key = np.zeros(len(pa), dtype=object)
-    per_point = [i for i, (a, b) in enumerate(pairs)
-                 if ex._certifiable(a, b) and (a >= 1 or (b is not None and b <= 0))]
-    sweepable = [i for i, (a, b) in enumerate(pairs)
-                 if ex._certifiable(a, b) and i not in set(per_point)]
+    certifiable = [i for i, (a, b) in enumerate(pairs) if ex._certifiable(a, b)]
+    # p_a = 1 and p_b = 0 are limits (inf, or the bounded-support radius): a search each
+    at_ends = [pairs[i][0] >= 1 or (pairs[i][1] is not None and pairs[i][1] <= 0)
+               for i in certifiable]
+    per_point = [i for i, end in zip(certifiable, at_ends) if end]
+    sweepable = [i for i, end in zip(certifiable, at_ends) if not end]
     columns = sorted({pairs[i][1] for i in sweepable}, key=lambda b: -1.0 if b is None else b)
     col_of = {b: j for j, b in enumerate(columns)}
     targets = [np.array(sorted({pairs[i][0] for i in sweepable if pairs[i][1] == b}))
@@ -365,11 +367,9 @@ def exact_radius_curve(noise: Noise, p_a, p_b=None, norm=2, dim: int = None,
         sweepable = []
     if sweepable:
         refs = _references(noise, p, dim, columns, targets, rtol)
-        # the cap of exact_lambda for the largest p_a asked (the largest reach)
+        # the cap of exact_lambda for the largest p_a and p_b asked (the largest reach)
         top = max(max(t) for t in targets)
         b_top = max((b for b in columns if b is not None), default=None)
-        reach = ex._tail_x(noise, fam, 1 - top) + (0.0 if b_top is None else
-                                                    ex._tail_x(noise, fam, b_top))
         best: Dict[tuple, tuple] = {}          # (column, target) -> (lambda, direction)
         for key, per_col in _assign(columns, targets, refs).items():
             if isinstance(key, Profile):
@@ -377,8 +377,7 @@ def exact_radius_curve(noise: Noise, p_a, p_b=None, norm=2, dim: int = None,
             else:
                 direction = _SparseDirection(noise, fam, key, p)
                 mag = 1.0 if math.isinf(p) else key ** (-1.0 / p)
-            # exact_lambda's cap: shifts of the largest coordinate up to 1e4 sigma or twice reach
-            u_cap = math.log(max(1e4, 2 * reach / fam.scale) * fam.scale / mag)
+            u_cap = math.log(ex._lam_cap(noise, fam, top, b_top, mag))
             sweep = sweeps[key] = _Sweep(direction, columns)
             u0 = math.log(min(r.radius for r in refs.values()
                               if r.key == key and 0 < r.radius < math.inf))

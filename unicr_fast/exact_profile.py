@@ -192,10 +192,7 @@ def profile_lambda(noise, profile: Profile, p: float, p_a: float, p_b: Optional[
     fam = direction.fam
     if (p_a >= 1 or p_b == 0) and fam.kind != "uniform" and not math.isfinite(fam.half_width):
         return math.inf
-    top = profile.mags[0]
-    reach = ex._tail_x(noise, fam, 1 - p_a) + (0.0 if p_b is None else
-                                                ex._tail_x(noise, fam, p_b))
-    cap = max(1e4, 2 * reach / fam.scale) * fam.scale / top
+    cap = ex._lam_cap(noise, fam, p_a, p_b, profile.mags[0])
     # CLT: Var L ~ lambda^2 I sum_b k_b m_b^2 (Fisher information I of one coordinate)
     qa = float(special.ndtri(min(p_a, 1 - 1e-16)))
     s = qa if p_b is None else 0.5 * (qa - float(special.ndtri(max(p_b, 1e-300))))
