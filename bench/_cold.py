@@ -6,7 +6,9 @@ def forget_memos() -> None:
     """Clear every memo the library keeps between radius calls -- the Monte-Carlo direction
     sets and sample bank, the exact engine's profile-search memo -- so that the next radius is
     computed from scratch."""
-    from unicr_fast import exact_profile, radius as radius_mod, samples as samples_mod
+    from unicr_fast.radius.exact import profile as exact_profile
+    from unicr_fast import radius as radius_mod
+    from unicr_fast.radius.mc import samples as samples_mod
     radius_mod._direction_sets.clear()
     with samples_mod._cache_lock:
         samples_mod._cache.clear()

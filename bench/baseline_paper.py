@@ -44,7 +44,7 @@ W, C1, C2 = 0.9, 0.5, 0.3
 
 
 # ----------------------------------------------------------------------------------------------
-# Noise (numpy): samplers and log-pdfs, per-coordinate variance sigma^2 (THEORY §7)
+# Noise (numpy): samplers and log-pdfs, per-coordinate variance sigma^2 (docs/theory.md §7)
 
 
 def _gn_scale(sigma: float, beta: float) -> float:

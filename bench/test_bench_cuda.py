@@ -18,7 +18,7 @@ import torch
 
 from unicr_fast import noise as nz
 from unicr_fast.backends import TIE_RTOL, TorchBackend
-from unicr_fast.cuda_backend import cuda_unavailable_reason, load_cuda_backend
+from unicr_fast.backends.cuda import cuda_unavailable_reason, load_cuda_backend
 
 pytest.importorskip("pytest_benchmark")
 UNAVAILABLE = cuda_unavailable_reason()

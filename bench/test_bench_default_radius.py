@@ -11,7 +11,7 @@ library keeps between calls (Monte-Carlo direction sets and sample bank, the exa
 profile-search memo where the working tree has one) are cleared before the call, so each number
 is a first radius for that (noise, norm, dim). One untimed warm-up radius at module start pays the
 process's one-off costs (imports, first use of the compiled extension). Per case, extra_info holds
-the seconds, the radius, the engine that ran and, where THEORY §8 has one
+the seconds, the radius, the engine that ran and, where docs/theory.md §8 has one
 (``reference.closed_form_radius``), the relative error against the closed form.
 
 At the end of the module a table is printed: median and max seconds per dim, against the targets
@@ -27,7 +27,7 @@ import time
 import pytest
 
 import unicr_fast as uc
-from unicr_fast import reference as ref
+from unicr_fast.radius import closed_forms as ref
 
 from _cold import forget_memos, warm_up
 

@@ -30,7 +30,7 @@ import time
 import pytest
 
 import unicr_fast as uc
-from unicr_fast import reference as ref
+from unicr_fast.radius import closed_forms as ref
 
 from _cold import forget_memos, report_after
 from baseline_paper import paper_radius

@@ -1,6 +1,6 @@
-"""Time per exact radius (unicr_fast.exact.exact_radius: min over the k-sparse directions, no
+"""Time per exact radius (unicr_fast.radius.exact.exact_radius: min over the k-sparse directions, no
 sampling) at d = 3072 (CIFAR) and d = 150,528 (ImageNet), and its error against the closed forms
-of THEORY §8, both in extra_info. Run with
+of docs/theory.md §8, both in extra_info. Run with
     python -m pytest bench/test_bench_exact.py --benchmark-only
 Target: < 1 s per radius on this CPU. Two cases without a closed form (Laplace l_inf, hyperbolic
 secant l2) report the engine's own error estimate instead."""
@@ -9,8 +9,8 @@ import math
 import pytest
 
 import unicr_fast as uc
-from unicr_fast import exact as ex
-from unicr_fast import reference as ref
+from unicr_fast.radius import exact as ex
+from unicr_fast.radius import closed_forms as ref
 
 SIGMA = 0.5
 

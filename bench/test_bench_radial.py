@@ -1,4 +1,4 @@
-"""Radial noise (unicr_fast.radial): the compiled log-ratio kernel vs the torch reference, both
+"""Radial noise (unicr_fast.noise.radial): the compiled log-ratio kernel vs the torch reference, both
 timed in this run (d=3072, N=20,000, M=16, float32 samples), the saving of the tail statistic
 for sparse shifts, and one certified radius. Run with
     python -m pytest bench/test_bench_radial.py --benchmark-only -s
@@ -12,7 +12,7 @@ import torch
 import unicr_fast as uc
 from unicr_fast import backends
 from unicr_fast.noise import Radial
-from unicr_fast.radial import lq_tail
+from unicr_fast.noise.radial import lq_tail
 
 N, D, M = 20_000, 3072, 16
 QS = [1.0, 2.0, 1.5, math.inf]

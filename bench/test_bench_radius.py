@@ -34,9 +34,9 @@ import pytest
 import torch
 
 import unicr_fast as uc
-from unicr_fast import reference as ref
-from unicr_fast import samples as uc_samples
-from unicr_fast.search import block_edges
+from unicr_fast.radius import closed_forms as ref
+from unicr_fast.radius.mc import samples as uc_samples
+from unicr_fast.radius.mc.search import block_edges
 
 from baseline_paper import paper_radius
 

@@ -19,10 +19,10 @@ import pytest
 
 import unicr_fast as uc
 from unicr_fast import radius as radius_mod
-from unicr_fast import samples as samples_mod
+from unicr_fast.radius.mc import samples as samples_mod
 from unicr_fast.confidence import clopper_pearson_lower
-from unicr_fast.radius_cache import RadiusCache
-from unicr_fast.radius_table import RadiusTable
+from unicr_fast.radius.cache import RadiusCache
+from unicr_fast.radius.table import RadiusTable
 
 pytest.importorskip("pytest_benchmark")
 

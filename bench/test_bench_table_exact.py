@@ -8,7 +8,7 @@ Run with
 grid (p_a in logit steps of 0.01 from 1/2 to alpha^(1/n), n = 100,000, alpha = 0.001: 959 points;
 multiclass adds the p_b grid in logit steps of 0.1, and the engine runs at every entry with
 p_b <= 1 - p_a). The default method resolves to the exact engine, which sweeps each curve once
-over lambda per direction (unicr_fast.exact_curve). Cases, sigma = 0.5: Gaussian l2, Laplace l1,
+over lambda per direction (unicr_fast.radius.exact.curve). Cases, sigma = 0.5: Gaussian l2, Laplace l1,
 Laplace l2. Each build runs once (``benchmark.pedantic(rounds=1, iterations=1)``) after clearing
 the library's memos. Reported per build (extra_info and the table printed at the end): seconds,
 binary grid points, multiclass entries the engine computes, seconds per point, and where a closed
@@ -24,7 +24,7 @@ import pytest
 from scipy.stats import norm as normal
 
 import unicr_fast as uc
-from unicr_fast.radius_table import RadiusTable
+from unicr_fast.radius.table import RadiusTable
 
 from _cold import forget_memos, report_after
 

@@ -17,7 +17,7 @@ import unicr_fast as uc
 from unicr_fast import cli, curve
 from unicr_fast.datasets import digits, load_dataset
 from unicr_fast.models import build_model, load_checkpoint, save_checkpoint
-from unicr_fast.reference import gaussian_radius
+from unicr_fast.radius.closed_forms import gaussian_radius
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADER = "idx\tlabel\tpredict\tradius\tcorrect\ttime"

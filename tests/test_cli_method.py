@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from unicr_fast import cli, radius_cache, radius_table
+from unicr_fast import cli
+from unicr_fast.radius import cache as radius_cache, table as radius_table
 from unicr_fast import optimize as opt
 from unicr_fast.datasets import digits
 from unicr_fast.demo import MLP_KWARGS
 from unicr_fast.models import build_model, save_checkpoint
-from unicr_fast.radius_table import RadiusTable
+from unicr_fast.radius.table import RadiusTable
 
 RADIAL = ["--noise", "radial", "--param", "q=2", "--param", "beta=1", "--sigma", "0.25"]
 LAPLACE = ["--noise", "laplace", "--sigma", "0.25"]

@@ -1,4 +1,4 @@
-"""Tests of the CUDA backend (unicr_fast._cuda, unicr_fast.cuda_backend).
+"""Tests of the CUDA backend (unicr_fast._cuda, unicr_fast.backends.cuda).
 
 Every kernel is compared with the pure-torch reference (backends.TorchBackend) on the same GPU.
 Those tests carry the ``gpu`` mark below and are skipped, with the reason, where torch sees no
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from unicr_fast import cuda_backend
+from unicr_fast.backends import cuda as cuda_backend
 from unicr_fast import noise as nz
 from unicr_fast.backends import TIE_RTOL, TorchBackend
 

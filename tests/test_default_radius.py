@@ -2,10 +2,10 @@
 resolves to the exact engine for the catalogue's product noise (unicr_fast.radius.resolve_method)
 and to Monte Carlo for radial and Custom noise.
 
-tests/test_exact.py and tests/test_exact_edges.py test unicr_fast.exact directly; this file tests
+tests/test_exact.py and tests/test_exact_edges.py test unicr_fast.radius.exact directly; this file tests
 what a user gets from the public entry point without choosing an engine:
 
-1. every closed form of unicr_fast.reference / docs/theory.md §8 (Gaussian in l_0.5, l1, l2,
+1. every closed form of unicr_fast.radius.closed_forms / docs/theory.md §8 (Gaussian in l_0.5, l1, l2,
    l_inf, binary and multiclass; Laplace and uniform l1 binary; the axis form of every
    log-concave family, which is the l_p radius for p <= 1, binary and multiclass) to 1e-6
    relative, d from 1 to 150,528, p_a from 0.51 to 1 - 1e-9; the details say the exact engine
@@ -27,15 +27,15 @@ import pytest
 import torch
 
 import unicr_fast as uc
-from unicr_fast import exact as ex
-from unicr_fast import reference as ref
+from unicr_fast.radius import exact as ex
+from unicr_fast.radius import closed_forms as ref
 
 SIGMA = 0.5
 #: Closed forms: required relative accuracy. The exact engine's module doc ("Ends of p_a") states
 #: that the closed forms hold to 1e-6 from p_a ~ 1/2 + 1e-9 to ~ 1 - 1e-10, the range used here.
 REL = 1e-6
-#: Array p_a against scalar calls. A scalar p_a runs unicr_fast.exact.exact_radius; an array
-#: runs unicr_fast.exact_curve (one lambda sweep per direction). Both solve the same lambda* to
+#: Array p_a against scalar calls. A scalar p_a runs unicr_fast.radius.exact.exact_radius; an array
+#: runs unicr_fast.radius.exact.curve (one lambda sweep per direction). Both solve the same lambda* to
 #: the engine's rtol, 1e-9 relative, where the law is computed to rounding ("direct", "fourier",
 #: "atoms"); where the lattice engine computes it, each is accurate to ~1e-7 relative (exact.py,
 #: "lattice"; exact_curve._LATTICE_RTOL), so two of them agree to 2e-7.
@@ -83,8 +83,8 @@ def multiclass_p_b(p_a):
 
 
 def closed_form(noise, p_a, p_b, norm, dim):
-    """unicr_fast.reference: Gaussian any norm, Laplace / uniform l1 binary; otherwise, for
-    log-concave noise and p <= 1, the axis form. THEORY §4: the axis is the worst l1 direction for
+    """unicr_fast.radius.closed_forms: Gaussian any norm, Laplace / uniform l1 binary; otherwise, for
+    log-concave noise and p <= 1, the axis form. docs/theory.md §4: the axis is the worst l1 direction for
     log-concave noise, so R_1 = lambda*(axis); for p < 1, ||delta||_1 <= ||delta||_p, so R_p >= R_1,
     and the axis has ||e_1||_p = ||e_1||_1, so R_p = R_1 as well."""
     want = ref.closed_form_radius(noise, p_a, p_b, norm, dim)
@@ -230,7 +230,7 @@ def test_sampling_arguments_do_not_change_exact_radii():
 # ----------------------------------------------------------------------------------------------
 # 2. Monotonicity
 #
-# The radius is non-decreasing in p_a and non-increasing in p_b (THEORY §3). The exact engine
+# The radius is non-decreasing in p_a and non-increasing in p_b (docs/theory.md §3). The exact engine
 # computes it as min_k lambda*(u_k) over the k-sparse directions; at d = 16 the k-grid is every
 # k = 1..16 (the default grid: every k <= 16), the same set for every p_a, and lambda*(u_k) is
 # monotone for each k, so the minimum is too: any decrease beyond the engines' error is a bug.
@@ -244,7 +244,7 @@ def test_sampling_arguments_do_not_change_exact_radii():
 # _LATTICE_RTOL of unicr_fast/exact_curve.py, which array p_a now goes through), and its
 # error_estimate (the |m_{h/2} - m_h| Richardson removed, converted to lambda) "bounds the
 # observed error in every test": a lattice radius carries the larger of the two. The details of
-# certified_radius do not report the estimate, so it is read from unicr_fast.exact.exact_radius
+# certified_radius do not report the estimate, so it is read from unicr_fast.radius.exact.exact_radius
 # on the same arguments, whose radius must then agree with the default path's within it.
 # Two radii r1 <= r2 (true) computed as r1', r2' then satisfy r2' >= r1' - (tol1 + tol2).
 # The grids hold a near pair (0.9 and 0.9 + 1e-5; p_b 0.05 and 0.05 + 1e-5) whose true radii

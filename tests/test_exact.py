@@ -1,7 +1,7 @@
-"""Exact mode (unicr_fast.exact): the deterministic law of L along k-sparse directions.
+"""Exact mode (unicr_fast.radius.exact): the deterministic law of L along k-sparse directions.
 
 What is checked, and against what:
-* every closed form of THEORY §8 to 1e-6 relative (Gaussian l2 / l1 / l_inf, binary and
+* every closed form of docs/theory.md §8 to 1e-6 relative (Gaussian l2 / l1 / l_inf, binary and
   multiclass, d in {1, 10, 784, 3072, 150528}; Laplace l1 binary; uniform l1 binary down to
   p_a = 0.55; the axis closed form of every log-concave family, binary and multiclass);
 * the two general engines against each other ("fourier": characteristic function by x-quadrature;
@@ -21,8 +21,8 @@ import torch
 from scipy import optimize
 
 import unicr_fast as uc
-from unicr_fast import exact as ex
-from unicr_fast import reference as ref
+from unicr_fast.radius import exact as ex
+from unicr_fast.radius import closed_forms as ref
 from unicr_fast._validation import check_norm
 
 SIGMA = 0.5
@@ -34,7 +34,7 @@ def rel_err(a, b):
 
 
 # ----------------------------------------------------------------------------------------------
-# Closed forms (THEORY §8)
+# Closed forms (docs/theory.md §8)
 
 
 GAUSS_CASES = [(dim, norm, p_a, p_b)
@@ -297,7 +297,7 @@ def dkw_tolerance(noise, k, p, p_a, p_b, lam):
     The MC margin reads empirical CDFs of L under X and under Y along u_k. DKW (Massart) bounds
     each by sup|F_N - F| <= e = sqrt(log(2 B / beta) / (2 N)) with probability 1 - beta / B; we
     apply it to B = 4 CDFs (X and Y sides, at the two ends of the interval below) with
-    beta = 1e-3 for the whole test. On that event each term of THEORY §3 moves by at most
+    beta = 1e-3 for the whole test. On that event each term of docs/theory.md §3 moves by at most
     e (P_Y read directly) + e^t e (the quantile or P_X(L < t) off by e, times the tilt e^t at the
     threshold), so the binary margin moves by <= d_A = e (1 + e^t_A), the multiclass one by
     <= d_A + d_B. Linearising m around lam, the MC root is within 1.5 * d / |m'(lam)| (1.5: slack

@@ -1,4 +1,4 @@
-"""Whole radius curves in one sweep (unicr_fast.exact_curve) against per-point searches.
+"""Whole radius curves in one sweep (unicr_fast.radius.exact.curve) against per-point searches.
 
 The sweep inverts p_a*(lambda), the inverse Neyman-Pearson ROC, instead of finding one root per
 p_a; both must give the same lambda* to the engines' accuracy: rtol 1e-9 where the law is exact
@@ -10,8 +10,8 @@ import pytest
 from scipy.special import expit
 
 import unicr_fast as uc
-from unicr_fast import exact as ex
-from unicr_fast import exact_curve as xc
+from unicr_fast.radius import exact as ex
+from unicr_fast.radius.exact import curve as xc
 
 SIGMA = 0.5
 SAME, SAME_LATTICE = 1e-8, 2e-7

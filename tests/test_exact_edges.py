@@ -16,8 +16,8 @@ import torch
 from scipy import special
 
 import unicr_fast as uc
-from unicr_fast import exact as ex
-from unicr_fast import reference as ref
+from unicr_fast.radius import exact as ex
+from unicr_fast.radius import closed_forms as ref
 
 SIGMA = 0.7
 REL = 1e-6

@@ -1,4 +1,4 @@
-"""Exact laws along block profiles and the swarm over them (unicr_fast.exact_profile).
+"""Exact laws along block profiles and the swarm over them (unicr_fast.radius.exact.profile).
 
 Block profiles are directions with several magnitudes. Their laws are checked against the
 Gaussian closed form (L is normal along any direction), against the single-block engine when the
@@ -15,9 +15,9 @@ import torch
 from scipy import special
 
 import unicr_fast as uc
-from unicr_fast import exact as ex
-from unicr_fast import exact_curve as xc
-from unicr_fast import exact_profile as xp
+from unicr_fast.radius import exact as ex
+from unicr_fast.radius.exact import curve as xc
+from unicr_fast.radius.exact import profile as xp
 
 SIGMA = 0.5
 #: lambda* is solved to rtol 1e-9; the Fourier engine's probabilities are good to ~1e-15, so a

@@ -14,8 +14,8 @@ from scipy.stats import gamma as gamma_dist
 import unicr_fast as uc
 from unicr_fast.noise import (Cauchy, ExponentialMixture, Gaussian, GeneralNormal, Laplace,
                               LaplaceGaussianMixture, Pareto, Radial)
-from unicr_fast.radius_cache import RadiusCache
-from unicr_fast.radius_table import RadiusTable
+from unicr_fast.radius.cache import RadiusCache
+from unicr_fast.radius.table import RadiusTable
 
 # Engine settings for a quick run in small dimension.
 FAST = dict(num_samples=1000, search_samples=500, particles=2, iterations=1, method="mc")

@@ -1,11 +1,11 @@
 """Radial noise mu(w) ∝ exp(-(||w||_q / a)^beta): sampler, density, kernels, radii.
 
-Sampler checks use the exact laws of the polar decomposition (unicr_fast.radial): (R/a)^beta ~
+Sampler checks use the exact laws of the polar decomposition (unicr_fast.noise.radial): (R/a)^beta ~
 Gamma(d/beta); |theta_1|^q ~ Beta(1/q, (d-1)/q) for finite q (|g_1|^q ~ Gamma(1/q) over a
 Gamma(d/q) total); for q = inf one coordinate sits on the cube's face (|w_j| = R), its index
 uniform, the others uniform on [-R, R]. KS tests at alpha = 1e-3.
 
-Radius checks: q = beta is i.i.d. generalised normal, so THEORY §8's closed forms apply (and in
+Radius checks: q = beta is i.i.d. generalised normal, so docs/theory.md §8's closed forms apply (and in
 d = 1 every q gives GN(beta)); for q = 2, beta != 2 the law of L along any direction depends on
 two scalars only (R and t = theta . u, (t+1)/2 ~ Beta((d-1)/2, (d-1)/2)), which gives an
 independent reference (see ``test_l2_radial_matches_two_scalar_reference``).
@@ -21,10 +21,10 @@ from test_radius import BETA, RTOL, dkw, estimator_interval, gaussian_interval, 
 
 import unicr_fast as uc
 from unicr_fast import backends
-from unicr_fast import reference as ref
+from unicr_fast.radius import closed_forms as ref
 from unicr_fast.noise import GeneralNormal, Radial
-from unicr_fast.radial import lq_tail
-from unicr_fast.search import block_edges
+from unicr_fast.noise.radial import lq_tail
+from unicr_fast.radius.mc.search import block_edges
 
 KS_ALPHA = 1e-3
 QS = [0.5, 1.0, 1.5, 2.0, 3.0, math.inf]
@@ -93,7 +93,7 @@ def test_noise_without_dim_is_bound_where_the_dimension_is_known():
 def test_norm_law_is_gamma(q, beta, dim, dtype):
     noise = Radial(0.7, q, beta, dim)
     w = draws(noise, 20_000, dtype=dtype).double()
-    energy = (uc.radial.lq_norm(w, noise.q) / noise.a) ** beta
+    energy = (uc.noise.radial.lq_norm(w, noise.q) / noise.a) ** beta
     assert stats.kstest(energy.numpy(), stats.gamma(dim / beta).cdf).pvalue > KS_ALPHA
 
 
@@ -102,7 +102,7 @@ def test_angular_part_is_cone_measure(q):
     dim = 7
     noise = Radial(0.7, q, 1.3, dim)
     w = draws(noise, 20_000, seed=1)
-    norm = uc.radial.lq_norm(w, q)
+    norm = uc.noise.radial.lq_norm(w, q)
     share = (w[:, 0].abs() / norm) ** q
     assert stats.kstest(share.numpy(), stats.beta(1 / q, (dim - 1) / q).cdf).pvalue > KS_ALPHA
     # independent of the norm: correlation within 4 standard errors of 0

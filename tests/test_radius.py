@@ -1,6 +1,6 @@
-"""certified_radius against the closed forms of THEORY §8.
+"""certified_radius against the closed forms of docs/theory.md §8.
 
-Tolerances come from the DKW inequality (THEORY §6). Along one direction with continuous L the
+Tolerances come from the DKW inequality (docs/theory.md §6). Along one direction with continuous L the
 estimator is lambda_hat = F_N^-1(p_a) - F_N^-1(1/2) in the noise's own quantiles (binary; the
 Y-side values are the same samples shifted), so with sup|F_N - F| <= e,
     F^-1(p_a - e) - F^-1(1/2 + e) <= lambda_hat <= F^-1(p_a + e) - F^-1(1/2 - e).
@@ -19,8 +19,8 @@ import torch
 from scipy.optimize import brentq
 
 import unicr_fast as uc
-from unicr_fast import reference as ref
-from unicr_fast.search import block_edges
+from unicr_fast.radius import closed_forms as ref
+from unicr_fast.radius.mc.search import block_edges
 
 BETA = 1e-3
 N = 40_000
@@ -118,7 +118,7 @@ def test_tie_noises_l1_binary(family, dim, p_a):
                                             ("gaussian", {})])
 @pytest.mark.parametrize("p_a, p_b", [(0.6, None), (0.9, None), (0.99, None), (0.8, 0.1), (0.6, 0.3)])
 def test_log_concave_axis_closed_form(family, params, p_a, p_b):
-    # d = 1: the only direction is the axis, and lambda*(axis) has the closed form of THEORY §8.
+    # d = 1: the only direction is the axis, and lambda*(axis) has the closed form of docs/theory.md §8.
     noise = uc.noise.make(family, sigma=0.5, **params)
     r = radius(noise, p_a, 1, 2, p_b)
     e = dkw(1) * (3 if family == "laplace" else 1)   # Laplace on the axis has atoms
@@ -175,7 +175,7 @@ def test_details():
 
 
 def test_sound_mode_is_conservative_across_seeds():
-    # Each sound radius is below the closed form with probability >= 1 - 2 beta_dkw (THEORY §6);
+    # Each sound radius is below the closed form with probability >= 1 - 2 beta_dkw (docs/theory.md §6);
     # with beta_dkw = 0.01 and 20 seeds, P(more than 2 violations) < 1e-3 (binomial tail).
     noise, dim, p_a = uc.noise.Gaussian(0.5), 10, 0.9
     exact = ref.gaussian_radius(0.5, p_a, None, 2, dim)

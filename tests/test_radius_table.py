@@ -13,10 +13,10 @@ import pytest
 import torch
 
 import unicr_fast as uc
-from unicr_fast import radius_table as rt
+from unicr_fast.radius import table as rt
 from unicr_fast.confidence import clopper_pearson_lower, clopper_pearson_upper
-from unicr_fast.radius_cache import LogitGrid
-from unicr_fast.radius_table import RadiusTable, monotone_envelope
+from unicr_fast.radius.cache import LogitGrid
+from unicr_fast.radius.table import RadiusTable, monotone_envelope
 
 from test_cli import certify_args, data_rows, run_cli, small  # noqa: F401 (small: a fixture)
 from test_smooth import Constant
@@ -25,7 +25,7 @@ NOISE = uc.noise.Laplace(0.5)
 DIM, N_MC, STEP, P_MAX = 4, 2000, 0.1, 0.999
 FAST = dict(search_samples=1000, particles=2, iterations=1)
 RTOL = 1e-4            # certified_radius's default rtol: the bisection tolerance on lambda
-#: unicr_fast.exact computes lambda* to ~1e-10 relative (its closed-form checks hold to < 1e-10).
+#: unicr_fast.radius.exact computes lambda* to ~1e-10 relative (its closed-form checks hold to < 1e-10).
 EXACT_RTOL = 1e-10
 
 
@@ -341,7 +341,7 @@ def test_interrupted_exact_build_resumes_to_the_same_table(tmp_path, monkeypatch
     """The exact engine builds in two sweeps (the binary column, then every multiclass entry):
     interrupted in the second, the checkpoint holds the first, and the resume runs only the
     second and ends with the same table."""
-    import unicr_fast.exact_curve as ec
+    import unicr_fast.radius.exact.curve as ec
     kw = dict(multiclass=True, step_b=0.5, method="exact")
     whole = build(**kw, path=tmp_path / "whole.npz")
     sweep, calls, limit = ec.exact_radius_curve, [], [1]

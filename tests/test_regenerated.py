@@ -9,7 +9,7 @@ from conftest import FAMILY_CASES, family_id, make_noise
 
 import unicr_fast as uc
 from unicr_fast import radius as radius_mod
-from unicr_fast import samples
+from unicr_fast.radius.mc import samples
 
 pytestmark = pytest.mark.skipif("cpu" not in uc.available_backends(),
                                 reason="compiled CPU module not built")

@@ -11,7 +11,7 @@ from scipy.stats import norm as normal
 
 import unicr_fast as uc
 from unicr_fast.confidence import clopper_pearson_lower, clopper_pearson_upper
-from unicr_fast.radius_cache import RadiusCache
+from unicr_fast.radius.cache import RadiusCache
 
 # Radius engine settings for small d: cheaper direction search (d = 3 has only 3 block levels).
 FAST = dict(search_samples=5_000, particles=4, iterations=2)
@@ -100,7 +100,7 @@ def test_gaussian_l2_radius_equals_closed_form_of_the_same_counts():
     assert radius == sigma * normal.ppf(p_a)
     model.seen.clear()
     _, radii = smooth.certify_norms(torch.full((d,), 0.1, dtype=torch.float64), n0, n, alpha, 100)
-    # Same seed -> same counts; l1 = l2 radius, l_inf = R_2 / sqrt(d) (THEORY §8).
+    # Same seed -> same counts; l1 = l2 radius, l_inf = R_2 / sqrt(d) (docs/theory.md §8).
     assert radii[2] == radius and radii[1] == radius
     assert radii["inf"] == pytest.approx(radius / math.sqrt(d), rel=1e-14)
 

@@ -3,7 +3,7 @@ l_p norm."""
 from . import noise
 from .backends import available_backends, get_backend
 from .radius import RadiusDetails, certified_radius
-from .radius_table import RadiusTable
+from .radius.table import RadiusTable
 from .smooth import Smooth
 
 __version__ = "0.1.0"

@@ -27,7 +27,7 @@ returns a class other than g(x + delta) with probability <= alpha_predict, so ea
 class with probability <= alpha_certify + alpha_predict, independently across inputs (each has
 its own seeds): the number of changed inputs is stochastically below Binomial(N, that sum).
 ``violation_bound`` gives the count that is exceeded with probability < 1e-3. (For non-Gaussian
-noise the radius also carries the radius engine's Monte-Carlo and search error, THEORY §4.) An
+noise the radius also carries the radius engine's Monte-Carlo and search error, docs/theory.md §4.) An
 attack at ``radius_scale`` 10 must change some predictions, or the attack is a no-op.
 """
 from __future__ import annotations
@@ -41,6 +41,7 @@ from typing import List, Optional
 import numpy as np
 import torch
 
+from . import outfiles
 from ._validation import check_norm
 
 HEADER = ("idx", "radius", "attacked_prediction", "held")
@@ -258,8 +259,8 @@ def attack_file(certified, out, *, model=None, data=None, n: int = 10_000,
         raise cli.UsageError(f"{params_path} names no model or data; give --model and --data")
     dev = cli._device(device)
     x, y, net, info = cli.load_data_and_model(data, model, dev)
-    for key, value in (("model_sha256", lambda: cli._sha256_file(model)),
-                       ("data_sha256", lambda: cli._sha256_tensors(x, y))):
+    for key, value in (("model_sha256", lambda: outfiles.sha256_file(model)),
+                       ("data_sha256", lambda: outfiles.sha256_tensors(x, y))):
         if params.get(key) and params[key] != value():
             what = key.split("_")[0]
             raise cli.UsageError(f"the {what} ({model if what == 'model' else data}) is not the "

@@ -1,4 +1,4 @@
-"""Confidence bounds (THEORY §6): Clopper–Pearson for class probabilities, DKW for MC error."""
+"""Confidence bounds (docs/theory.md §6): Clopper–Pearson for class probabilities, DKW for MC error."""
 from __future__ import annotations
 
 import math

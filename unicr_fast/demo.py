@@ -130,5 +130,5 @@ def _run_demo(out_dir, n_points, n, n0, alpha, epochs, seed, device, progress):
                                 title=f"digits, MLP, sigma={SIGMA:g}", labels=list(tsvs))
     print(f"plot: {png}")
     print("note: Gaussian radii are l2 and Laplace radii l1. A Gaussian l2 radius is also its l1 "
-          "radius (THEORY §8: R_p = R_2 for p <= 2), so in l1 the two curves compare directly.")
+          "radius (docs/theory.md §8: R_p = R_2 for p <= 2), so in l1 the two curves compare directly.")
     return tsvs

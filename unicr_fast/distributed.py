@@ -432,8 +432,8 @@ def _run_rank(env: DistEnv, coord, dev: str, data, model, noise, norm, out: str,
                         "noise": cli._noise_record(noise), "norm": norm_tag(p), "n0": kw["n0"],
                         "n": kw["n"], "alpha": kw["alpha"], "skip": kw["skip"], "seed": kw["seed"],
                         "multiclass": kw["multiclass"], "radius_samples": kw["radius_samples"],
-                        "model_sha256": cli._sha256_file(model),
-                        "data_sha256": cli._sha256_tensors(x, y),
+                        "model_sha256": outfiles.sha256_file(model),
+                        "data_sha256": outfiles.sha256_tensors(x, y),
                         "radius_table_sha256": None if table is None else table.sha256,
                         "method": engine if table is None else table.engine["method"]}
             os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

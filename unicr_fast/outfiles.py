@@ -5,6 +5,7 @@ only when the user says so. Callers turn a refusal into their own error (UsageEr
 on the command line, ValueError in the Python API)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -78,3 +79,23 @@ def settings_differences(out: str, settings: Dict, keys: Optional[Iterable[str]]
     return [f"{k}: {repr(old[k]) if k in old else 'not recorded (an older output)'} there, "
             f"{settings[k]!r} now"
             for k in (settings if keys is None else keys) if old.get(k) != settings[k]]
+
+
+def sha256_file(path: str) -> str:
+    """Fingerprint of a file's bytes (the model a settings sidecar names)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_tensors(*tensors) -> str:
+    """Fingerprint of a data set: each tensor's shape and bytes, so the same data hashes the same
+    from every caller and device."""
+    h = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()

@@ -4,7 +4,7 @@ radial) and any l_p norm.
 A drop-in for ``Smooth(base_classifier, num_classes, sigma)`` of locuslab/smoothing: same
 ``predict`` / ``certify`` semantics and ``ABSTAIN = -1``; ``noise=`` and ``norm=`` generalise it.
 Radii: a ``RadiusTable`` of the (norm, dim) where one is given; otherwise Gaussian noise uses
-the exact closed form (THEORY §8: sigma Phi^-1(p_a) in l2, which is also the l_p radius for
+the exact closed form (docs/theory.md §8: sigma Phi^-1(p_a) in l2, which is also the l_p radius for
 p <= 2, and R_2 d^(1/p - 1/2) for p >= 2) and every other noise goes through the radius engine,
 memoised by a ``RadiusCache`` (rounding p_a down / p_b up, never over-stating the radius).
 """
@@ -21,9 +21,9 @@ from scipy.stats import binomtest
 from ._validation import check_int, check_norm, check_probability_open, check_seed
 from .confidence import clopper_pearson_lower, clopper_pearson_upper
 from .noise import Gaussian, Noise
-from .radius_cache import RadiusCache, certifying_kwargs
-from .radius_table import RadiusTable
-from .reference import gaussian_radius
+from .radius.cache import RadiusCache, certifying_kwargs
+from .radius.table import RadiusTable
+from .radius.closed_forms import gaussian_radius
 
 
 def check_input_tensor(x) -> None:

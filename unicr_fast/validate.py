@@ -3,7 +3,7 @@
 For every noise family and norm, the binary certified radius is computed on a grid of p_a in
 [0.55, 0.999] and written beside
 
-* ``closed_form``: the exact radius where THEORY §8 gives one (Gaussian, any norm; Laplace and
+* ``closed_form``: the exact radius where docs/theory.md §8 gives one (Gaussian, any norm; Laplace and
   uniform in l1), and the relative error of the engine against it;
 * ``axis_bound``: lambda*(axis) = F^-1(p_a) for log-concave families. The axis has unit l_p norm
   for every p, so it bounds the radius from above in every norm (and equals it in l1 for the
@@ -11,7 +11,7 @@ For every noise family and norm, the binary certified radius is computed on a gr
 
 Outputs per (family, norm) a TSV ``<family>_l<norm>.tsv``, per family a PNG with one panel per
 norm, and ``summary.tsv``. The engine's numbers are Monte-Carlo estimates with a searched
-direction (THEORY §4): agreement is to within their sampling error, not exact.
+direction (docs/theory.md §4): agreement is to within their sampling error, not exact.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from . import noise as noise_mod
 from .radius import certified_radius
-from .reference import axis_lambda, closed_form_radius, is_log_concave
+from .radius.closed_forms import axis_lambda, closed_form_radius, is_log_concave
 
 #: (family, extra parameters) validated by default: every compiled family once.
 DEFAULT_FAMILIES: List[Tuple[str, Dict[str, float]]] = [

@@ -5,7 +5,7 @@ with torch, and hands raw device pointers, shapes, dtype codes, the device index
 current stream to the kernels, which run asynchronously on that stream (no synchronisation).
 
 Beyond the registry's two kernels (``log_ratio``, ``threshold_stats``) the backend offers the
-counter-based Philox noise of THEORY §5: ``sample(noise, shape, seed)`` draws eps_ij as a pure
+counter-based Philox noise of docs/theory.md §5: ``sample(noise, shape, seed)`` draws eps_ij as a pure
 function of (seed, i, j), and ``log_ratio_philox`` regenerates exactly those draws inside the
 log-ratio kernel, so N x d noise never has to be stored.
 """
@@ -17,8 +17,8 @@ from typing import Optional
 
 import torch
 
-from .noise import Noise
-from .thresholds import pooled_stats_reference
+from ..noise import Noise
+from ..radius.mc.thresholds import pooled_stats_reference
 
 __all__ = ["CudaBackend", "load_cuda_backend", "require_cuda_backend", "cuda_unavailable_reason"]
 
@@ -27,7 +27,7 @@ _DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
 
 def _import_module():
     try:
-        from . import _cuda
+        from .. import _cuda
     except ImportError:
         return None
     return _cuda
@@ -127,7 +127,7 @@ class CudaBackend:
 
     def log_ratio(self, noise: Noise, eps: torch.Tensor, shifts: torch.Tensor):
         """a, b (M x N float64) for stored samples ``eps`` (N x d float32/float64) and
-        ``shifts`` (M x d float64), THEORY §5. eps must lie inside the noise's support."""
+        ``shifts`` (M x d float64), docs/theory.md §5. eps must lie inside the noise's support."""
         _check_noise(noise)
         _check_cuda_tensor(eps, "eps", tuple(_DTYPE_CODES), 2)
         _check_cuda_tensor(shifts, "shifts", (torch.float64,), 2)

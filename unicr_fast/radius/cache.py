@@ -5,7 +5,7 @@ rounds ``p_a`` DOWN and ``p_b`` UP onto a fixed grid, computes the radius at the
 with ``certified_radius`` and reuses it for every input that rounds to that point.
 
 Soundness: the certified radius is non-decreasing in p_a and non-increasing in p_b (a larger top
-class or a smaller runner-up only shrinks the worst-case classifier's reach, THEORY §3), so the
+class or a smaller runner-up only shrinks the worst-case classifier's reach, docs/theory.md §3), so the
 radius at the rounded point never exceeds the radius at the exact bounds: rounding only costs
 radius, never over-states it. (With common random numbers the Monte-Carlo margin along a fixed
 direction is monotone in the same way; the direction search may end on a different direction for
@@ -27,10 +27,10 @@ from typing import Optional
 import numpy as np
 from scipy.special import expit, logit
 
-from ._validation import (check_int, check_norm, check_positive, check_probability_open,
+from .._validation import (check_int, check_norm, check_positive, check_probability_open,
                           check_seed)
-from .noise import Noise
-from .radius import certified_radius, resolve_method
+from ..noise import Noise
+from . import certified_radius, resolve_method
 
 
 class LogitGrid:

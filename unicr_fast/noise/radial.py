@@ -28,8 +28,8 @@ import math
 
 import torch
 
-from ._validation import check_int, check_norm, check_positive
-from .noise import Noise, _check_base_scale, _scale_from_log
+from .._validation import check_int, check_norm, check_positive
+from . import Noise, _check_base_scale, _scale_from_log
 
 
 def _log_unit_scale(q: float, beta: float, dim: int) -> float:
@@ -212,7 +212,7 @@ class Radial(Noise):
             mag = mag * torch._standard_gamma(conc, generator=generator).pow(1.0 / self.q)
         return (mag * sign.mul_(2).sub_(1)).to(dtype)
 
-    # -- the log-ratio in pieces (THEORY §2 with mu radial) ----------------------------------------
+    # -- the log-ratio in pieces (docs/theory.md §2 with mu radial) ----------------------------------------
     def kernel_scalars(self):
         """(q, beta, a) as the compiled kernels take them (q = inf passed as inf)."""
         self._require_dim("the radial log-ratio")

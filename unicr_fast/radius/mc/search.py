@@ -1,4 +1,4 @@
-"""Radius search (THEORY §4): batched scale search along directions, particle swarm over them.
+"""Radius search (docs/theory.md §4): batched scale search along directions, particle swarm over them.
 
 Directions. For i.i.d. symmetric noise (and for radial noise, a function of an l_q norm) the
 margin is invariant under permutations and sign flips of the shift, so a direction is a sorted non-negative vector. We search the *block profiles*:
@@ -51,7 +51,7 @@ def directions_from_levels(levels: np.ndarray, dim: int, p: float) -> np.ndarray
 
 
 def sparse_levels(dim: int) -> np.ndarray:
-    """Levels of the k-sparse equal-magnitude directions, k = 1, 2, 4, ..., dim (THEORY §4)."""
+    """Levels of the k-sparse equal-magnitude directions, k = 1, 2, 4, ..., dim (docs/theory.md §4)."""
     B = len(block_edges(dim)) - 1
     return np.tril(np.ones((B, B)))
 
@@ -82,7 +82,7 @@ def scale_search(margin_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], num:
     ``margin_fn(rows, lams)`` returns the margins of directions ``rows`` scaled by ``lams``
     (one batched kernel call). Bracketing grows (or shrinks) lambda geometrically from
     ``lam_init`` until the sign changes; bisection then stops when upper - lower <= rtol * lower,
-    a tolerance on lambda, not on the margin (THEORY §4).
+    a tolerance on lambda, not on the margin (docs/theory.md §4).
 
     ``groups`` (one label per direction) asks only for each group's minimum lambda*: a direction
     certified at a scale another direction of its group already fails at cannot be the minimum,

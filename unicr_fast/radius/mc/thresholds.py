@@ -1,4 +1,4 @@
-"""Tie-aware margins of the worst-case classifier (THEORY §3, §5, §6; docs/theory.md §5).
+"""Tie-aware margins of the worst-case classifier (docs/theory.md §3, §5, §6; docs/theory.md §5).
 
 The worst classifier puts class A where L is smallest and B where L is largest, splitting the
 tie set {L = t} so that the X-masses are exactly p_a and p_b. On the tie set dP_Y = e^t dP_X:
@@ -18,7 +18,7 @@ Y-samples that land there, not from the handful of X-samples beyond the quantile
 sample's tie share is at most 1/N of P_Y instead of e^t / N. docs/theory.md §5 has the argument.
 
 ``margins`` on ``threshold_stats`` (empirical counts of the X- and Y-samples separately): kept
-for the sound mode, whose DKW slack is a bound on those plain empirical CDFs (THEORY §6).
+for the sound mode, whose DKW slack is a bound on those plain empirical CDFs (docs/theory.md §6).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _tie_mass(t: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
 def worst_case_probabilities(stats: torch.Tensor, p_a: torch.Tensor, p_b: torch.Tensor,
                              slack: float = 0.0):
     """P_Y(S_A) and P_Y(S_B) per row from plain empirical counts. ``p_a``/``p_b`` are the
-    X-masses the stats were computed with; ``slack`` (a DKW half-width, THEORY §6) moves both
+    X-masses the stats were computed with; ``slack`` (a DKW half-width, docs/theory.md §6) moves both
     against certification."""
     t_a, px_lt_a, px_eq_a, py_lt_a, t_b, px_gt_b, px_eq_b, py_gt_b = stats.unbind(1)
     # The residual lies in [0, P_X(L = t)] by the choice of t; clamp only against rounding.

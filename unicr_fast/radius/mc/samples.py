@@ -1,4 +1,4 @@
-"""The noise sample set of a radius computation (THEORY §5: common random numbers).
+"""The noise sample set of a radius computation (docs/theory.md §5: common random numbers).
 
 Samples are drawn once per (noise, N, d, seed, dtype, device). Compiled families use the
 counter-based Philox sampler (eps_ij a pure function of (seed, i, j), identical on CPU and GPU);
@@ -19,7 +19,7 @@ import threading
 import numpy as np
 import torch
 
-from .noise import Noise
+from ...noise import Noise
 
 _ROWS_PER_CHUNK = 8192
 #: Largest sample matrix kept in memory (bytes). Beyond it the CPU path refuses with advice.
@@ -80,14 +80,14 @@ class SampleBank:
         single = self.dtype == torch.float32
         if self.device.type == "cpu":
             try:
-                from . import _cpu
+                from ... import _cpu
             except ImportError:
                 return None
             arr = _cpu.sample(self.noise.family_id, self.noise.kernel_params, self.seed,
                               self.num_samples, self.dim, single)
             return torch.from_numpy(arr)
         if self.device.type == "cuda":
-            from .cuda_backend import load_cuda_backend
+            from ...backends.cuda import load_cuda_backend
             cuda = load_cuda_backend()
             if cuda is not None:
                 return cuda.sample(self.noise, (self.num_samples, self.dim), self.seed,

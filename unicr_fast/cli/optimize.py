@@ -30,7 +30,7 @@ PARAM_COLUMNS_IOPT = ("idx", "sigma", "beta", "start_select_radius", "select_rad
 
 def add_optimize_commands(sub, fmt) -> None:
     """Add the ``copt`` and ``iopt`` subcommands to ``unicr``'s subparsers."""
-    from . import cli
+    from .. import cli
 
     c = sub.add_parser(
         "copt", **fmt, help="C-OPT: best noise for training + certification (digits demo)",
@@ -129,10 +129,10 @@ def add_optimize_commands(sub, fmt) -> None:
 def _cmd_copt(args) -> int:
     import torch
 
-    from . import cli
-    from . import optimize as opt
-    from .demo import MLP_KWARGS
-    from .models import save_checkpoint
+    from .. import cli
+    from .. import optimize as opt
+    from ..demo import MLP_KWARGS
+    from ..models import save_checkpoint
 
     if args.n0 > args.n:
         raise cli.UsageError(f"--n0 ({args.n0}) must not exceed --n ({args.n})")
@@ -145,7 +145,7 @@ def _cmd_copt(args) -> int:
     if "dim" in cli.family_params(args.family):   # radial: the dimension of a digits point
         if "dim" in fixed:
             raise cli.UsageError("the noise's dim is the input's (64 for digits), not --param dim")
-        from .datasets import DIGITS_DIM
+        from ..datasets import DIGITS_DIM
         fixed["dim"] = DIGITS_DIM
     betas = None
     if args.family == "general_normal" and "beta" not in fixed:
@@ -239,7 +239,7 @@ def _cmd_copt(args) -> int:
 
 
 def _format_rows(rows, best) -> str:
-    from . import optimize as opt
+    from .. import optimize as opt
     w = max(len(opt.noise_tag(r.noise)) for r in rows)
     lines = [f"{'setting':<{w}}  {'score':>8}  {'acc':>6}  {'abst':>4}  {'time':>7}"]
     for r in rows:
@@ -291,12 +291,12 @@ class _Recorder:
 
 
 def _cmd_iopt(args) -> int:
-    from . import cli, outfiles
-    from . import curve as curve_mod
-    from .datasets import load_dataset
-    from .models import load_checkpoint
-    from .optimize import InputOptimizer
-    from .smooth import Smooth
+    from .. import cli, outfiles
+    from .. import curve as curve_mod
+    from ..datasets import load_dataset
+    from ..models import load_checkpoint
+    from ..optimize import InputOptimizer
+    from ..smooth import Smooth
 
     noise = cli.make_noise(args.noise, args.sigma, args.param)
     engine = cli.check_method(noise, args.method)
@@ -379,7 +379,7 @@ def _cmd_iopt(args) -> int:
 def _resumable_rows(path: str):
     """The rows certify_file would resume in ``path`` (none if it is missing); UsageError for a
     file it would refuse, before the side files are touched."""
-    from . import cli
+    from .. import cli
     if not os.path.isfile(path):
         return []
     with open(path, "a+b") as fh:

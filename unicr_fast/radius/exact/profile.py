@@ -1,6 +1,6 @@
 """Exact laws along block profiles, and the direction search over them (docs/theory.md §9.2, §9.4).
 
-A block profile (unicr_fast.search) is a direction with several magnitudes: ``counts[b]``
+A block profile (unicr_fast.radius.mc.search) is a direction with several magnitudes: ``counts[b]``
 coordinates shifted by ``lambda * mags[b]`` (``||u||_p = 1``). L is then a sum of independent
 blocks, each a sum of ``counts[b]`` i.i.d. terms ``l_{c_b}``, so its law is the product of the
 blocks' characteristic functions (``exact._fourier_law_parts``) or, where that cannot reach its
@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 from scipy import special
 
-from . import exact as ex
-from .search import block_edges, lp_norm
+from .. import exact as ex
+from ..mc.search import block_edges, lp_norm
 
 __all__ = ["Profile", "profile_margin", "profile_lambda", "best_profile", "search_radius"]
 

@@ -33,9 +33,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from scipy import special
 
-from . import exact as ex
-from .exact_profile import Profile, ProfileDirection, search_radius
-from .noise import Noise
+from .. import exact as ex
+from .profile import Profile, ProfileDirection, search_radius
+from ...noise import Noise
 
 __all__ = ["exact_radius_curve"]
 

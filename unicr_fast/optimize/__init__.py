@@ -17,7 +17,7 @@ at the input.
 
 **Radii for every sigma at the price of one** (``NoiseRadii``): every family of the catalogue is a
 scale family in sigma (noise(sigma) = sigma x noise(1) in law), and the certification condition
-(THEORY §3) is invariant under scaling the noise and the shift together, so
+(docs/theory.md §3) is invariant under scaling the noise and the shift together, so
 R(sigma, p_a, p_b) = sigma x R(1, p_a, p_b) exactly. The radius engine therefore runs once per
 *shape* (family and non-sigma parameters: one beta), on unit-sigma noise, memoised by a
 ``RadiusCache``; Gaussian noise (and general_normal with beta = 2, the same law) uses the closed
@@ -36,14 +36,14 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from . import curve as curve_mod
-from . import outfiles
-from ._validation import check_int, check_norm, check_positive, check_probability_open
-from .confidence import clopper_pearson_lower, clopper_pearson_upper
-from .noise import FAMILIES, GeneralNormal, Gaussian, Noise, make
-from .radius_cache import RadiusCache, certifying_kwargs
-from .reference import gaussian_radius
-from .smooth import check_input_tensor
+from .. import curve as curve_mod
+from .. import outfiles
+from .._validation import check_int, check_norm, check_positive, check_probability_open
+from ..confidence import clopper_pearson_lower, clopper_pearson_upper
+from ..noise import FAMILIES, GeneralNormal, Gaussian, Noise, make
+from ..radius.cache import RadiusCache, certifying_kwargs
+from ..radius.closed_forms import gaussian_radius
+from ..smooth import check_input_tensor
 
 ABSTAIN = -1
 
@@ -277,7 +277,7 @@ def score_setting(model: torch.nn.Module, noise: Noise, x: torch.Tensor, y: torc
     one batched call of ``radii`` (a ``NoiseRadii``; default: a fresh one)."""
     from tqdm.auto import tqdm
 
-    from .smooth import Smooth
+    from ..smooth import Smooth
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -587,7 +587,7 @@ def copt(train_fn: Callable[[Noise], torch.nn.Module], x_val: torch.Tensor, y_va
                   "multiclass": multiclass, "seed": seed, "radius_samples": radii.num_samples,
                   "radius_seed": radii.seed, "cache_step": radii.step,
                   "radius_kwargs": {k: repr(v) for k, v in sorted(radii.radius_kwargs.items())},
-                  "val_sha256": _sha256_tensors(x_val, y_val),
+                  "val_sha256": outfiles.sha256_tensors(x_val, y_val),
                   "settings": settings or {}}
         fh, done = _open_resumable(out, _copt_header(noises), record, len(x_val), force_resume)
     try:
@@ -629,16 +629,6 @@ def copt(train_fn: Callable[[Noise], torch.nn.Module], x_val: torch.Tensor, y_va
     best = rows[int(np.argmax([r.score for r in rows]))]
     start_row = next(r for r in rows if _same_setting(r.noise, start))
     return CoptResult(rows, start_row, best, radii, out, resumed)
-
-
-def _sha256_tensors(*tensors) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    for t in tensors:
-        t = t.detach().cpu().contiguous()
-        h.update(f"{tuple(t.shape)} {t.dtype}".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
 
 
 def _write_certify_tsv(res: curve_mod.CertifyResult, path: str) -> None:
@@ -717,7 +707,7 @@ def digits_split(val_fraction: float = 0.25, seed: int = 0):
     C-OPT's choice never sees it."""
     from sklearn.model_selection import train_test_split
 
-    from .datasets import digits
+    from ..datasets import digits
     val_fraction = check_probability_open(val_fraction, "val_fraction")
     seed = check_int(seed, "seed", 0)
     x, y = digits("train")
@@ -731,7 +721,7 @@ def digits_train_fn(x: torch.Tensor, y: torch.Tensor, *, epochs: int = 20, seed:
                     device: str = "cpu", **kwargs) -> Callable[[Noise], torch.nn.Module]:
     """``train_fn(noise)`` for C-OPT: the digits demo MLP (``demo.train_mlp``) trained from
     scratch on (x, y) with that noise added to every batch."""
-    from .demo import train_mlp
+    from ..demo import train_mlp
     epochs = check_int(epochs, "epochs", 1)
 
     def train_fn(noise: Noise) -> torch.nn.Module:
@@ -791,7 +781,7 @@ class InputOptimizer:
     Conditionally on (c, theta*), the fresh count of class c is therefore Binomial(n,
     p_c(theta*)), and the Clopper–Pearson bound fails (p_a > p_c(theta*)) with probability <= alpha
     -- for every value of (c, theta*), hence also unconditionally. Where it holds, the radius is
-    a valid radius of g_theta* at x (THEORY §3). Re-using the selection draws for the final bound
+    a valid radius of g_theta* at x (docs/theory.md §3). Re-using the selection draws for the final bound
     would void this (the winner's curse: the climb favours settings whose draws came out lucky).
 
     What is certified: the smoothed classifier g_theta* *with the noise fixed to theta*(x)* is
@@ -800,7 +790,7 @@ class InputOptimizer:
     input-dependent smoothing, stated here so that nobody reads more into the number.
 
     Radius-engine error (not covered by the argument above): the radius of a non-Gaussian
-    setting is a Monte-Carlo estimate with a searched direction (THEORY §4-§6), and the climb
+    setting is a Monte-Carlo estimate with a searched direction (docs/theory.md §4-§6), and the climb
     reads the same estimates, so it can favour settings where they run high. The estimates are
     few and fixed in advance: sigma moves rescale one estimate per shape exactly
     (``NoiseRadii``), and beta moves stay on a finite lattice chosen before any data is seen, so
@@ -819,7 +809,7 @@ class InputOptimizer:
                  beta_step: float = 0.25, beta_range: Optional[Tuple[float, float]] = None,
                  max_steps: int = 10, n_select: Optional[int] = None,
                  radii: Optional[NoiseRadii] = None, cache_step: Optional[float] = None):
-        from .smooth import Smooth
+        from ..smooth import Smooth
         if not isinstance(smooth, Smooth):
             raise TypeError(f"smooth must be a unicr_fast.Smooth, got {type(smooth).__name__}")
         start = smooth.noise

@@ -2,13 +2,13 @@
 
 A backend implements the two kernels of the radius engine on torch tensors:
 
-* ``log_ratio(noise, eps, shifts) -> (a, b)``: X-side and Y-side log-ratio sums (THEORY §5),
+* ``log_ratio(noise, eps, shifts) -> (a, b)``: X-side and Y-side log-ratio sums (docs/theory.md §5),
   float64, shape (M, N) for N samples of dimension d and M shifts.
 * ``log_ratio_radial(noise, eps, shifts, tail) -> (a, b)``: the same for ``Radial`` noise, whose
   log-ratio is not a sum over coordinates: ``tail`` (N,) carries the l_q statistic of each
-  sample's coordinates beyond the d columns given (unicr_fast.radial.lq_tail).
+  sample's coordinates beyond the d columns given (unicr_fast.noise.radial.lq_tail).
 * ``threshold_stats(a, b, p_a, p_b, tie_rtol) -> (M, 8)``: t_A, P_X(L<t_A), P_X(L=t_A),
-  P_Y(L<t_A), t_B, P_X(L>t_B), P_X(L=t_B), P_Y(L>t_B) (THEORY §3).
+  P_Y(L<t_A), t_B, P_X(L>t_B), P_X(L=t_B), P_Y(L>t_B) (docs/theory.md §3).
 
 The public functions below validate once, then dispatch; the compiled modules validate again.
 """
@@ -20,14 +20,14 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from .noise import Noise
-from .thresholds import pooled_stats_reference
+from ..noise import Noise
+from ..radius.mc.thresholds import pooled_stats_reference
 
 #: Two log-ratio values count as tied when |L - t| <= TIE_RTOL * max(1, |t|). Terms are computed
 #: and summed in float64, so values that are equal in exact arithmetic (e.g. Laplace atoms, the
 #: uniform plateau) differ by a few ulp times the number of terms: far below 1e-9 for d <= 1e6.
 #: Points of the continuous part that fall in the band are weighted by e^t instead of e^L, a
-#: relative error below 1e-9 in P_Y (THEORY §3).
+#: relative error below 1e-9 in P_Y (docs/theory.md §3).
 TIE_RTOL = 1e-9
 
 NUM_STATS = 8
@@ -162,7 +162,7 @@ class CpuBackend:
 
 def _load_cpu():
     try:
-        from . import _cpu
+        from .. import _cpu
     except ImportError:
         return None
     return CpuBackend(_cpu)
@@ -170,7 +170,7 @@ def _load_cpu():
 
 def _load_cuda():
     try:
-        from .cuda_backend import load_cuda_backend
+        from .cuda import load_cuda_backend
     except ImportError:
         return None
     return load_cuda_backend()
@@ -217,7 +217,7 @@ def get_backend(name: str = "auto", device: Optional[torch.device] = None,
     backend = _get(name)
     if backend is None:
         if name == "cuda":
-            from .cuda_backend import require_cuda_backend
+            from .cuda import require_cuda_backend
             return require_cuda_backend()   # raises, saying why (no module / no device)
         raise RuntimeError("backend 'cpu' is not available: the compiled module unicr_fast._cpu "
                            "did not import; reinstall with 'pip install .'")
@@ -266,7 +266,7 @@ def _check_log_ratio_inputs(noise, eps, shifts) -> None:
 
 
 def log_ratio(noise: Noise, eps: torch.Tensor, shifts: torch.Tensor, backend: str = "auto"):
-    """X-side ``a`` and Y-side ``b`` log-ratio sums (THEORY §5) for samples ``eps`` (N x d,
+    """X-side ``a`` and Y-side ``b`` log-ratio sums (docs/theory.md §5) for samples ``eps`` (N x d,
     float32/float64, rows contiguous, inside the noise's support) and ``shifts`` (M x d). Returns two (M, N)
     float64 tensors; ``a`` may hold -inf and ``b`` +inf where a support ends, never NaN.
     Radial noise: d must be the noise's dim (whole vectors); see ``log_ratio_radial``."""
@@ -286,7 +286,7 @@ def log_ratio_radial(noise: Noise, eps: torch.Tensor, shifts: torch.Tensor, tail
                      backend: str = "auto"):
     """Radial-noise log-ratios for the first k coordinates ``eps`` (N x k) of samples whose other
     coordinates are summarised by ``tail`` (N,): sum |w_j|^q over them (max |w_j| for q = inf),
-    as ``unicr_fast.radial.lq_tail`` computes; shifts (M x k) are zero beyond k. Same outputs
+    as ``unicr_fast.noise.radial.lq_tail`` computes; shifts (M x k) are zero beyond k. Same outputs
     as ``log_ratio``."""
     _check_log_ratio_inputs(noise, eps, shifts)
     if noise.iid:

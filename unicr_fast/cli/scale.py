@@ -10,8 +10,8 @@ import os
 
 
 def _cmd_attack(args) -> int:
-    from .attack import attack_file
-    from .cli import UsageError
+    from ..attack import attack_file
+    from . import UsageError
     out = args.out or os.path.splitext(args.certified)[0] + ".attack.tsv"
     try:
         summary = attack_file(args.certified, out, model=args.model, data=args.data, n=args.n,
@@ -30,7 +30,7 @@ def _cmd_attack(args) -> int:
 
 
 def _cmd_merge(args) -> int:
-    from .distributed import merge_shards
+    from ..distributed import merge_shards
     s = merge_shards(args.out, args.shards, force_resume=args.force_resume)
     print(f"{s.out}: {s.rows} rows ({s.added} new, {s.duplicates} duplicates dropped"
           + (f", {s.conflicts} of them with other numbers: the first kept" if s.conflicts else "")
@@ -42,7 +42,7 @@ def add_scale_commands(sub, fmt) -> None:
     """Add ``attack`` and ``merge`` to the ``unicr`` subparsers ``sub``."""
     import math
 
-    from .cli import _float_arg, _int_arg, _positive, _prob_open
+    from . import _float_arg, _int_arg, _positive, _prob_open
 
     a = sub.add_parser(
         "attack", **fmt, help="PGD attack on the smoothed classifier within certified radii",

@@ -41,7 +41,7 @@ tie count of the same samples may differ by sampling error), so an MC lookup can
 0.2% at N = 2,000): at most the Monte-Carlo error of the two radii compared, which estimate
 true radii in the right order.
 
-Build. The exact engine sweeps whole curves (``unicr_fast.exact_curve``, docs/theory.md §9.3):
+Build. The exact engine sweeps whole curves (``unicr_fast.radius.exact.curve``, docs/theory.md §9.3):
 one call for the binary column and one for all multiclass entries. Monte Carlo: one
 ``certified_radius`` call per chunk of ``chunk`` consecutive p_a points (and, multiclass, per
 p_b point): one sample set and one direction set for all of them. Chunk
@@ -80,13 +80,13 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ._validation import (check_int, check_norm, check_positive, check_probability_open,
+from .._validation import (check_int, check_norm, check_positive, check_probability_open,
                           check_seed)
-from .confidence import clopper_pearson_lower
-from .noise import Custom, Noise
-from .radius import certified_radius
-from .radius import resolve_method
-from .radius_cache import _RESERVED, LogitGrid, certifying_kwargs, monte_carlo_failure
+from ..confidence import clopper_pearson_lower
+from ..noise import Custom, Noise
+from . import certified_radius
+from . import resolve_method
+from .cache import _RESERVED, LogitGrid, certifying_kwargs, monte_carlo_failure
 
 FORMAT = "unicr_fast.radius_table"
 VERSION = 2     # 2: meta carries an integrity hash (``_integrity``)
@@ -336,7 +336,7 @@ class RadiusTable:
 
     def _units(self) -> List[_Unit]:
         """The engine calls of the whole build, chunk boundaries fixed by the grid. The exact
-        engine sweeps whole curves (unicr_fast.exact_curve): one call for the binary column and
+        engine sweeps whole curves (unicr_fast.radius.exact.curve): one call for the binary column and
         one for every multiclass entry, so ``chunk`` does not apply to it."""
         chunk, rows = self.settings["chunk"], np.arange(len(self.p_a))
         if self.engine["method"] == "exact":
@@ -361,7 +361,7 @@ class RadiusTable:
     def _compute(self, unit: _Unit, device) -> None:
         e = self.engine
         if unit.column == _ALL:
-            from .exact_curve import exact_radius_curve
+            from .exact.curve import exact_radius_curve
             valid = self._valid()
             rows, cols = np.nonzero(valid)
             self.radii_mc[valid] = exact_radius_curve(self.noise, self.p_a[rows],

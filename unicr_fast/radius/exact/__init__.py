@@ -1,10 +1,10 @@
-"""Exact mode: deterministic margins, scales and radii along the k-sparse directions (THEORY §2-§4, §8).
+"""Exact mode: deterministic margins, scales and radii along the k-sparse directions (docs/theory.md §2-§4, §8).
 
 Along ``u_k = k^(-1/p) (1,..,1,0,..,0)`` scaled by ``lambda`` each of the ``k`` shifted coordinates
 moves by ``c = lambda k^(-1/p)``, so the log-likelihood ratio is a sum of ``k`` i.i.d. terms,
 ``L = sum_j l_c(x_j)`` with ``l_c(x) = log phi(x - c) - log phi(x)``. Its law under X is the k-fold
 convolution of the 1-D law of ``l_c``; it is computed here deterministically (no sampling), and
-THEORY §3 then follows from the X-law alone:
+docs/theory.md §3 then follows from the X-law alone:
 
 * Symmetry / tilt. For a symmetric ``phi``, ``x -> c - x`` maps X onto Y and ``l_c(c - x) =
   -l_c(x)``, so L under Y has the law of -L under X. Together with ``dP_Y = e^L dP_X`` this is
@@ -108,9 +108,9 @@ import torch
 from scipy import fft as sp_fft
 from scipy import optimize, special
 
-from . import noise as noise_mod
-from ._validation import check_int, check_norm, check_positive, check_probability_open
-from .noise import (Cauchy, ExponentialMixture, Gaussian, GeneralNormal, HyperbolicSecant, Laplace,
+from ... import noise as noise_mod
+from ..._validation import check_int, check_norm, check_positive, check_probability_open
+from ...noise import (Cauchy, ExponentialMixture, Gaussian, GeneralNormal, HyperbolicSecant, Laplace,
                     LaplaceGaussianMixture, Noise, Pareto, Uniform)
 
 __all__ = ["exact_margin", "exact_lambda", "exact_radius", "ExactLambda", "ExactRadius",
@@ -1186,7 +1186,7 @@ def _lattice_law_parts(parts, h: float) -> _LatticeLaw:
 
 
 # ==============================================================================================
-# Margin from a law (THEORY §3, with the symmetry/tilt identity of the module doc)
+# Margin from a law (docs/theory.md §3, with the symmetry/tilt identity of the module doc)
 
 
 def _tie_continuous(t: float, r: float) -> float:
@@ -1344,7 +1344,7 @@ def _certifiable(p_a, p_b):
 
 
 def exact_margin(noise: Noise, lam, k, p, p_a, p_b=None, *, engine: str = "auto") -> float:
-    """Margin ``m(lambda u_k)`` of THEORY §3 from the exact law of L (module doc).
+    """Margin ``m(lambda u_k)`` of docs/theory.md §3 from the exact law of L (module doc).
 
     ``u_k`` is the k-sparse equal-magnitude direction with ``||u_k||_p = 1``: each of the ``k``
     shifted coordinates moves by ``lam * k^(-1/p)``. Binary (``p_b=None``): ``P_Y(S_A) - 1/2``;
@@ -1509,7 +1509,7 @@ def _root(m, x0, rtol, cap, floor, growth=1.6, dlog=None):
 def exact_lambda(noise: Noise, k, p, p_a, p_b=None, rtol: float = 1e-9, *, engine: str = "auto",
                  lam_max: Optional[float] = None, return_details: bool = False,
                  guess: Optional[float] = None, slope: Optional[float] = None):
-    """lambda*(u_k): the first lambda > 0 with ``m(lambda u_k) <= 0`` (THEORY §4), bracketed by
+    """lambda*(u_k): the first lambda > 0 with ``m(lambda u_k) <= 0`` (docs/theory.md §4), bracketed by
     steps in log(lambda) from a CLT guess (or ``guess``; ``slope`` = dm/dlog(lambda) there, if
     known) and refined by Brent's method to a relative tolerance ``rtol`` on lambda. The lattice
     engine first solves on a coarse lattice, then refines on the accurate one in a tight bracket.

@@ -1,10 +1,10 @@
-"""certified_radius(): the public entry point of the radius engine (THEORY §4-§6).
+"""certified_radius(): the public entry point of the radius engine (docs/theory.md §4-§6).
 
 Pipeline: draw N noise samples once (common random numbers) -> rank directions with a coarse
 scale search on the first ``search_samples`` of them (k-sparse candidates, then a particle
 swarm) -> refine lambda* of the best directions on all N samples to ``rtol`` -> radius = the
 smallest refined lambda*. In sound mode the DKW slack is applied and the chosen direction is
-re-checked on fresh samples (THEORY §6).
+re-checked on fresh samples (docs/theory.md §6).
 """
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ from typing import Optional
 import numpy as np
 import torch
 
-from . import backends
-from ._validation import (check_int, check_norm, check_norm_in_dim, check_positive,
+from .. import backends
+from .._validation import (check_int, check_norm, check_norm_in_dim, check_positive,
                           check_probability_open, check_real_array, check_seed)
-from .confidence import dkw_epsilon
-from .noise import Noise
-from .radial import LqTails
-from .samples import MAX_SAMPLE_BYTES, PhiloxRows, SampleBank, get_sample_bank
-from .search import (ScaleResult, SwarmConfig, direction_search, directions_from_levels,
+from ..confidence import dkw_epsilon
+from ..noise import Noise
+from ..noise.radial import LqTails
+from .mc.samples import MAX_SAMPLE_BYTES, PhiloxRows, SampleBank, get_sample_bank
+from .mc.search import (ScaleResult, SwarmConfig, direction_search, directions_from_levels,
                      scale_search)
-from .thresholds import margins, pooled_margins
+from .mc.thresholds import margins, pooled_margins
 
 # Shifts evaluated per kernel call (bounds the M x N float64 outputs).
 _MAX_SHIFTS_PER_CALL = 32
@@ -69,7 +69,7 @@ class _MarginEvaluator:
         rows = len(self.dir_index)
         pa = np.broadcast_to(np.asarray(p_a, dtype=np.float64), (rows,))
         pb = (1.0 - pa) if binary else np.broadcast_to(np.asarray(p_b, dtype=np.float64), (rows,))
-        # Sound mode (THEORY §6): thresholds at p_a - e, p_b + e; P_Y moved by e in margins().
+        # Sound mode (docs/theory.md §6): thresholds at p_a - e, p_b + e; P_Y moved by e in margins().
         self.pa = np.clip(pa - slack, 1e-300, 1.0)
         self.pb = np.clip(pb + slack, 0.0, 1.0)
         self.binary, self.slack = binary, slack
@@ -292,7 +292,7 @@ def _radii(noise, p_a: np.ndarray, p_b: Optional[np.ndarray], binary, p, dim, ba
 
     lam, found, evals = refine(eps_full)
     fresh_lam = None
-    if sound:   # re-check the chosen directions on fresh samples (THEORY §6)
+    if sound:   # re-check the chosen directions on fresh samples (docs/theory.md §6)
         fresh_lam, fresh_found, n = refine(fresh_bank.samples())
         evals += n
         lam, found = np.minimum(lam, fresh_lam), np.where(fresh_lam < lam, fresh_found, found)
@@ -328,12 +328,12 @@ def resolve_method(noise: Noise, method: str) -> str:
 
 
 def _exact(noise, pa_arr, p_b, p, dim, return_details):
-    """certified_radius(method="exact"): unicr_fast.exact (one search per p_a) or, for an array
-    of p_a, unicr_fast.exact_curve (one sweep over lambda per direction for all of them),
+    """certified_radius(method="exact"): unicr_fast.radius.exact (one search per p_a) or, for an array
+    of p_a, unicr_fast.radius.exact.curve (one sweep over lambda per direction for all of them),
     reported in the same shapes. The dense direction of a detail is built only when details
     are asked for."""
-    from .exact_curve import exact_radius_curve
-    from .exact_profile import search_radius
+    from .exact.curve import exact_radius_curve
+    from .exact.profile import search_radius
     flat = pa_arr.reshape(-1)
     pb_eff = None
     if p_b is not None:
@@ -446,7 +446,7 @@ def certified_radius(noise: Noise, p_a, p_b: Optional[float] = None, norm=2, dim
     - ``"auto"`` (default): ``"exact"`` for the catalogue's product (i.i.d.) families, ``"mc"``
       for radial and Custom noise.
     - ``"exact"``: no sampling; the minimum over the k-sparse equal-magnitude directions of
-      lambda* computed from the exact law of L (unicr_fast.exact), to ~1e-9 relative. Exact
+      lambda* computed from the exact law of L (unicr_fast.radius.exact), to ~1e-9 relative. Exact
       where the worst direction is k-sparse (Gaussian any norm, log-concave noise in l1, any
       product noise in l_inf); elsewhere the minimum over those directions. The sampling
       arguments are not used, and ``sound=True`` changes nothing (there is no sampling error).

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-from .radius_cache import LogitGrid
-from .radius_table import (DEFAULT_ALPHA, DEFAULT_CHUNK, DEFAULT_N, DEFAULT_STEP, DEFAULT_STEP_B,
+from ..radius.cache import LogitGrid
+from ..radius.table import (DEFAULT_ALPHA, DEFAULT_CHUNK, DEFAULT_N, DEFAULT_STEP, DEFAULT_STEP_B,
                            RadiusTable, reachable_p_max)
 
 
@@ -23,7 +23,7 @@ def certify_table(path, noise, norm: float, dim: int, multiclass: bool, *, n: in
     samples, seed and ``method``) and saved there first. UsageError naming --radius-table
     otherwise, for a run given a ready ``smooth`` (the table is for the Smooth certify builds),
     and for a table of another engine than an explicit ``method`` ("auto" takes the table's)."""
-    from .cli import UsageError, check_method
+    from . import UsageError, check_method
     if smooth is not None:
         raise UsageError("a radius table is for the Smooth that certify builds; a ready smoothed "
                          "classifier brings its own radii (Smooth.use_radius_table)")
@@ -65,7 +65,7 @@ def _read_or_build(path: str, noise, norm, dim, multiclass, build_missing,
 
 
 def _cmd_table(args) -> int:
-    from .cli import UsageError, _engine_device, make_noise
+    from . import UsageError, _engine_device, make_noise
     noise = make_noise(args.noise, args.sigma, args.param, dim=args.dim)
     try:
         table = RadiusTable.build(noise, args.norm, args.dim, multiclass=args.multiclass,
@@ -87,7 +87,7 @@ def _cmd_table(args) -> int:
 
 def add_table_command(sub, fmt) -> None:
     """Add ``table`` to the ``unicr`` subparsers ``sub``."""
-    from .cli import _float_arg, _int_arg, _noise_args, _norm_arg, _positive, _prob_open
+    from . import _float_arg, _int_arg, _noise_args, _norm_arg, _positive, _prob_open
 
     t = sub.add_parser(
         "table", **fmt, help="build a radius table (radius vs p_a on a grid) for certify",

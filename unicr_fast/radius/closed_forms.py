@@ -1,4 +1,4 @@
-"""Closed-form radii (THEORY §8). Used by tests and `unicr validate`; never by the search."""
+"""Closed-form radii (docs/theory.md §8). Used by tests and `unicr validate`; never by the search."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.stats import norm as normal
 
-from .noise import Noise, Gaussian, Laplace, Uniform, GeneralNormal, HyperbolicSecant
+from ..noise import Noise, Gaussian, Laplace, Uniform, GeneralNormal, HyperbolicSecant
 
 LOG_CONCAVE = (Gaussian, Laplace, Uniform, HyperbolicSecant)
 
@@ -73,7 +73,7 @@ def axis_lambda(noise: Noise, p_a: float, p_b: Optional[float] = None) -> float:
 
 def closed_form_radius(noise: Noise, p_a: float, p_b: Optional[float], norm: float,
                        dim: int) -> Optional[float]:
-    """The certified radius where THEORY §8 gives it exactly (for the worst direction), else None."""
+    """The certified radius where docs/theory.md §8 gives it exactly (for the worst direction), else None."""
     noise = iid_equivalent(noise)
     if isinstance(noise, Gaussian):
         return gaussian_radius(noise.sigma, p_a, p_b, norm, dim)

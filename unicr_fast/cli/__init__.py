@@ -7,7 +7,6 @@ command to resume).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import inspect
 import math
 import os
@@ -18,15 +17,15 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from . import curve as curve_mod
-from . import outfiles
-from ._validation import check_norm
-from .cli_optimize import add_optimize_commands
-from .cli_scale import add_scale_commands
-from .cli_table import add_table_command, certify_table
-from .noise import FAMILIES, Noise, make
-from .radius_table import noise_record as _noise_record
-from .validate import norm_tag
+from .. import curve as curve_mod
+from .. import outfiles
+from .._validation import check_norm
+from .optimize import add_optimize_commands
+from .scale import add_scale_commands
+from .table import add_table_command, certify_table
+from ..noise import FAMILIES, Noise, make
+from ..radius.table import noise_record as _noise_record
+from ..validate import norm_tag
 
 
 class UsageError(ValueError):
@@ -172,7 +171,7 @@ def add_method_arg(p: argparse.ArgumentParser, extra: str = "") -> None:
 def check_method(noise: Noise, method: str) -> str:
     """The engine (``"exact"`` or ``"mc"``) that --method ``method`` means for ``noise``;
     UsageError naming --method when it does not apply (e.g. exact with radial noise)."""
-    from .radius import resolve_method
+    from ..radius import resolve_method
     try:
         return resolve_method(noise, method)
     except ValueError as exc:
@@ -222,22 +221,6 @@ def point_seed(seed: int, idx: int) -> int:
     """The noise seed of input ``idx``: a row's numbers do not depend on which rows ran before
     (so an interrupted and resumed run writes what an uninterrupted one would)."""
     return int(np.random.SeedSequence([seed, idx]).generate_state(1)[0])
-
-
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _sha256_tensors(*tensors) -> str:
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def _lock(fh, out: str) -> None:
@@ -319,8 +302,8 @@ def _check_settings(out: str, settings: Dict, force_resume: bool = False) -> Non
 def load_data_and_model(data, model, dev):
     """(x, y, net, info): the data set and checkpoint of a certify run, checked against each
     other (input shape, label range); UsageError naming --data/--model otherwise."""
-    from .datasets import load_dataset
-    from .models import load_checkpoint
+    from ..datasets import load_dataset
+    from ..models import load_checkpoint
     try:
         x, y = load_dataset(data)
     except (FileNotFoundError, ValueError) as exc:
@@ -383,7 +366,7 @@ def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int
     settings = {"data": os.fspath(data), "model": os.fspath(model), "noise": _noise_record(noise),
                 "norm": norm_tag(p), "n0": n0, "n": n, "alpha": alpha, "skip": skip,
                 "seed": seed, "multiclass": multiclass, "radius_samples": radius_samples,
-                "model_sha256": _sha256_file(model), "data_sha256": _sha256_tensors(x, y),
+                "model_sha256": outfiles.sha256_file(model), "data_sha256": outfiles.sha256_tensors(x, y),
                 "radius_table_sha256": None if table is None else table.sha256,
                 "method": engine if table is None else table.engine["method"]}
     out = os.fspath(out)
@@ -407,7 +390,7 @@ def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int
         if not todo:
             return summary
         if smooth is None:
-            from .smooth import Smooth
+            from ..smooth import Smooth
             smooth = Smooth(net, num_classes, noise=noise, norm=p, multiclass=multiclass,
                             seed=seed, radius_samples=radius_samples,
                             radius_kwargs={"method": engine},
@@ -430,7 +413,7 @@ def certify_file(data: str, model: str, noise: Noise, norm, out: str, *, n0: int
 
 # -- subcommand handlers ----------------------------------------------------------------------
 def _cmd_radius(args) -> int:
-    from .radius import certified_radius
+    from ..radius import certified_radius
     if args.p_b is not None:
         bad = [a for a in args.p_a if a + args.p_b > 1 + 1e-12]
         if bad:
@@ -462,7 +445,7 @@ def _cmd_certify(args) -> int:
                          f"class, n draws bound its probability")
     # Under torchrun (WORLD_SIZE > 1) each rank certifies its shard and rank 0 merges them
     # (unicr_fast.distributed); same arguments, same rows.
-    from .distributed import certify_distributed, launched_distributed
+    from ..distributed import certify_distributed, launched_distributed
     certify = certify_distributed if launched_distributed() else certify_file
     try:
         summary = certify(args.data, args.model, noise, args.norm, args.out, n0=args.n0,
@@ -509,7 +492,7 @@ def _cmd_curve(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from . import validate as val
+    from .. import validate as val
     families = None
     if args.families:
         defaults = dict(val.DEFAULT_FAMILIES)
@@ -531,7 +514,7 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from . import benchmark
+    from .. import benchmark
     try:
         noises = benchmark.default_noises(args.sigma, args.families)
     except ValueError as exc:
@@ -547,7 +530,7 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from .demo import run_demo
+    from ..demo import run_demo
     if args.n0 > args.n:
         raise UsageError(f"--n0 ({args.n0}) must not exceed --n ({args.n})")
     run_demo(args.out, n_points=args.points, n=args.n, n0=args.n0, alpha=args.alpha,

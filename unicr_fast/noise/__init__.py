@@ -1,8 +1,8 @@
-"""Noise families (THEORY §7): parameters, seeded sampling and log-densities in torch.
+"""Noise families (docs/theory.md §7): parameters, seeded sampling and log-densities in torch.
 
 Every family is parametrised by ``sigma``, the per-coordinate standard deviation (Cauchy has no
 variance: there ``sigma`` is the scale). ``family_id`` and ``kernel_params`` are what the compiled
-kernels read; their layout must match ``csrc/noise.h``. Radial noise (unicr_fast.radial) joins the
+kernels read; their layout must match ``csrc/noise.h``. Radial noise (unicr_fast.noise.radial) joins the
 catalogue at the end of this module.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 import torch
 
-from ._validation import check_positive, check_probability_open
+from .._validation import check_positive, check_probability_open
 
 #: Length of the parameter array passed to the kernels (csrc/noise.h: kMaxParams).
 KERNEL_PARAMS = 8
@@ -113,7 +113,7 @@ class Noise:
 
     name: str = ""
     family_id: Optional[int] = None  # None: no compiled i.i.d. kernel
-    iid: bool = True                 # False: radial noise (unicr_fast.radial), not a product
+    iid: bool = True                 # False: radial noise (unicr_fast.noise.radial), not a product
 
     @property
     def has_compiled_kernel(self) -> bool:
