@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-#: Seeds key the Philox samplers (csrc/cuda/philox.h) and torch generators: unsigned 64-bit.
+#: Seeds key the Philox samplers (csrc/common/philox.h) and torch generators: unsigned 64-bit.
 MAX_SEED = 2 ** 64 - 1
 #: -log of the smallest normal float64 (about 708), less a margin for the sums built on it.
 _LOG_TINY = -math.log(sys.float_info.min) - 8.0

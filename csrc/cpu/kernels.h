@@ -33,7 +33,7 @@ void log_ratio(const LogRatioArgs& args);
 namespace base { void log_ratio(const LogRatioArgs& args); }
 namespace avx2 { void log_ratio(const LogRatioArgs& args); }
 
-// Radial noise (csrc/radial.h): for samples eps (N x d prefix of wider rows, as above),
+// Radial noise (csrc/common/radial.h): for samples eps (N x d prefix of wider rows, as above),
 // shifts (M x d) and tail[i], the l_q statistic of row i's coordinates beyond the prefix,
 //   a[m, i] = (||w_i||_q / s)^beta - (||w_i - delta_m||_q / s)^beta
 //   b[m, i] = (||w_i + delta_m||_q / s)^beta - (||w_i||_q / s)^beta      (s = scale).

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "../noise.h"
+#include "../common/noise.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -118,18 +118,7 @@ void run_family(const LogRatioArgs& g) {
 }  // namespace
 
 void log_ratio(const LogRatioArgs& g) {
-  switch (g.family) {
-    case kGaussian: return run_family<kGaussian>(g);
-    case kLaplace: return run_family<kLaplace>(g);
-    case kHyperbolicSecant: return run_family<kHyperbolicSecant>(g);
-    case kGeneralNormal: return run_family<kGeneralNormal>(g);
-    case kUniform: return run_family<kUniform>(g);
-    case kCauchy: return run_family<kCauchy>(g);
-    case kPareto: return run_family<kPareto>(g);
-    case kLaplaceGaussianMixture: return run_family<kLaplaceGaussianMixture>(g);
-    case kExponentialMixture: return run_family<kExponentialMixture>(g);
-    default: break;  // validated by the caller; unreachable
-  }
+  with_family(g.family, [&](auto family) { run_family<decltype(family)::value>(g); });
 }
 
 }  // namespace UC_ISA

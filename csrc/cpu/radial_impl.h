@@ -4,8 +4,8 @@
 #include <cmath>
 #include <vector>
 
-#include "../radial.h"
-#include "../vecmath.h"
+#include "../common/radial.h"
+#include "../common/vecmath.h"
 #include "kernels.h"
 #include "parallel.h"
 

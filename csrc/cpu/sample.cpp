@@ -1,10 +1,9 @@
-// Multithreaded CPU sampler on the counter-based Philox stream of csrc/cuda/draw.h (those
-// headers are host+device), so eps_ij is the same pure function of (seed, i, j) on CPU and GPU,
-// and a smaller sample set is a prefix of a larger one. The fused CPU log-ratio regenerates rows
-// through sample_row, compiled here once, so its draws equal the stored ones bit for bit
+// Multithreaded CPU sampler on the counter-based Philox stream of common/draw.h, the host+device
+// code the CUDA sampler runs too, so eps_ij is the same pure function of (seed, i, j) on CPU and
+// GPU, and a smaller sample set is a prefix of a larger one. The fused CPU log-ratio regenerates
+// rows through sample_row, compiled here once, so its draws equal the stored ones bit for bit
 // (compiled again in the AVX2 unit, FMA contraction would change the last bits).
-#include "../cuda/draw.h"
-#include "../cuda/family_dispatch.h"
+#include "../common/draw.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -14,11 +13,11 @@ namespace uc {
 
 void sample_row(int family, const double* params, uint64_t seed, int64_t row, int64_t n,
                 double* out, bool single) {
-  cuda::with_family(family, [&](auto tag) {
+  with_family(family, [&](auto tag) {
     constexpr int F = decltype(tag)::value;
     for (int64_t j = 0; j < n; ++j)
-      out[j] = cuda::draw_sample<F>(seed, static_cast<uint64_t>(row), static_cast<uint32_t>(j),
-                                    params, single);
+      out[j] = draw_sample<F>(seed, static_cast<uint64_t>(row), static_cast<uint32_t>(j), params,
+                              single);
   });
 }
 

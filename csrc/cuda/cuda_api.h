@@ -1,11 +1,11 @@
-// Host-side entry points of the CUDA module; bindings_cuda.cpp validates every argument and
+// Host-side entry points of the CUDA module; bindings.cpp validates every argument and
 // exposes them to Python. Kernels are enqueued on the given stream and return immediately;
 // a CUDA error at launch throws std::runtime_error.
 #pragma once
 
 #include <cstdint>
 
-#include "../noise.h"
+#include "../common/families.h"
 
 namespace uc {
 namespace cuda {
@@ -19,7 +19,7 @@ struct Launch {
   void* stream;
 };
 
-// Kernel parameters in the layout of csrc/noise.h, passed to kernels by value.
+// Kernel parameters in the layout of csrc/common/families.h, passed to kernels by value.
 struct NoiseParams {
   double v[kMaxParams];
 };
@@ -46,7 +46,7 @@ void log_ratio(const LogRatioProblem& problem, const void* eps, bool eps_is_doub
 // given precision (float32 when single), so N x d noise never exists in memory.
 void log_ratio_philox(const LogRatioProblem& problem, uint64_t seed, bool single);
 
-// Radial noise (csrc/radial.h): the CPU kernel's semantics (csrc/cpu/kernels.h, RadialArgs)
+// Radial noise (csrc/common/radial.h): the CPU kernel's semantics (csrc/cpu/kernels.h, RadialArgs)
 // with eps N x d row-major on the device and tail (N), shifts, a, b on the device too.
 struct RadialProblem {
   int64_t num_samples, dim;

@@ -1,5 +1,5 @@
 // Log-ratio sums over noise samples stored on the device (float32 or float64).
-#include "family_dispatch.h"
+#include "../common/families.h"
 #include "log_ratio_kernel.cuh"
 
 namespace uc {

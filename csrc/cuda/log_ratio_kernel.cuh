@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-#include "../noise.h"
+#include "../common/noise.h"
 #include "cuda_api.h"
 #include "cuda_check.h"
 #include "launch_grid.h"

@@ -1,7 +1,7 @@
 // Fused log-ratio sums: each eps_ij is regenerated from (seed, i, j) by the Philox sampler
-// (draw.h) where it is used, so memory stays O(N M) instead of O(N d) (THEORY §5).
-#include "draw.h"
-#include "family_dispatch.h"
+// (common/draw.h) where it is used, so memory stays O(N M) instead of O(N d) (THEORY §5).
+#include "../common/draw.h"
+#include "../common/families.h"
 #include "log_ratio_kernel.cuh"
 
 namespace uc {

@@ -1,10 +1,10 @@
-// Radial-noise log-ratios on the device (csrc/radial.h): per (sample, shift) pair the l_q
+// Radial-noise log-ratios on the device (csrc/common/radial.h): per (sample, shift) pair the l_q
 // statistics of w - delta and w + delta over the stored prefix, then the scalar formula.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 
-#include "../radial.h"
+#include "../common/radial.h"
 #include "cuda_api.h"
 #include "cuda_check.h"
 #include "launch_grid.h"

@@ -1,11 +1,11 @@
-// The Philox noise sampler: one thread per stored element, values from draw.h, so that
+// The Philox noise sampler: one thread per stored element, values from common/draw.h, so that
 // sample() and the fused log-ratio kernel see the same eps_ij for the same seed.
 #include <algorithm>
 
+#include "../common/draw.h"
+#include "../common/families.h"
 #include "cuda_api.h"
 #include "cuda_check.h"
-#include "draw.h"
-#include "family_dispatch.h"
 
 namespace uc {
 namespace cuda {

@@ -2,7 +2,7 @@
 
 Every family is parametrised by ``sigma``, the per-coordinate standard deviation (Cauchy has no
 variance: there ``sigma`` is the scale). ``family_id`` and ``kernel_params`` are what the compiled
-kernels read; their layout must match ``csrc/noise.h``. Radial noise (unicr_fast.noise.radial) joins the
+kernels read; their layout must match ``csrc/common/families.h``. Radial noise (unicr_fast.noise.radial) joins the
 catalogue at the end of this module.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 
 from .._validation import check_positive, check_probability_open
 
-#: Length of the parameter array passed to the kernels (csrc/noise.h: kMaxParams).
+#: Length of the parameter array passed to the kernels (csrc/common/families.h: kMaxParams).
 KERNEL_PARAMS = 8
 
 __all__ = [
@@ -162,7 +162,7 @@ class Noise:
 
     @property
     def kernel_params(self) -> np.ndarray:
-        """Float64 parameter array in the layout csrc/noise.h expects."""
+        """Float64 parameter array in the layout csrc/common/families.h expects."""
         if self.family_id is None:
             raise TypeError(f"noise '{self.name}' has no compiled kernel; use device='torch'")
         vals = [float(v) for v in self._kernel_values()]

@@ -75,7 +75,7 @@ class SampleBank:
         return self._eps
 
     def _philox(self):
-        """Compiled counter-based draws (csrc/cuda/draw.h), the same stream on CPU and GPU;
+        """Compiled counter-based draws (csrc/common/draw.h), the same stream on CPU and GPU;
         None where no compiled sampler serves this device."""
         single = self.dtype == torch.float32
         if self.device.type == "cpu":

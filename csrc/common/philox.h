@@ -12,7 +12,6 @@
 #endif
 
 namespace uc {
-namespace cuda {
 
 struct Words4 {
   uint32_t w[4];
@@ -65,5 +64,4 @@ UC_RNG_HD double uniform32(uint32_t x) {
   return (static_cast<double>(x) + 0.5) * 2.3283064365386963e-10;  // 2^-32
 }
 
-}  // namespace cuda
 }  // namespace uc

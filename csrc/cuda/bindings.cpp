@@ -2,23 +2,23 @@
 //
 // Python passes raw device addresses (tensor.data_ptr()), shapes, dtype codes, the device
 // index and the stream (torch.cuda.current_stream().cuda_stream): the module never links
-// libtorch, so one build works with any torch. Every argument is validated (validate.h)
-// before anything is enqueued; kernels then run asynchronously on that stream.
+// libtorch, so one build works with any torch. Every argument is validated before anything is
+// enqueued, first by the host-side checks the CPU bindings share (common/checks.h), then against
+// the driver (validate.h); kernels then run asynchronously on that stream.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
-#include <climits>
-#include <cmath>
 #include <cstdint>
 #include <initializer_list>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "../common/checks.h"
+#include "../common/philox.h"
 #include "cuda_api.h"
-#include "philox.h"
 #include "validate.h"
 
 namespace py = pybind11;
@@ -27,21 +27,12 @@ namespace ucc = uc::cuda;
 namespace {
 
 constexpr int kFloat32 = 0, kFloat64 = 1;
-// Coordinates index a 32-bit word of the Philox counter and the kernels' int lanes.
-constexpr int64_t kMaxDim = INT32_MAX;
-// Bound on element counts (N d, M N): keeps every byte offset far from int64 overflow.
-constexpr int64_t kMaxElements = int64_t(1) << 60;
 
 bool dtype_is_double(int code, const char* name) {
   if (code != kFloat32 && code != kFloat64)
-    throw std::invalid_argument(std::string(name) + " must be 0 (float32) or 1 (float64), got " +
-                                std::to_string(code));
+    uc::argument_error(std::string(name) + " must be 0 (float32) or 1 (float64), got " +
+                       std::to_string(code));
   return code == kFloat64;
-}
-
-void require_elements(int64_t rows, int64_t cols, const char* what) {
-  if (rows > kMaxElements / cols)
-    throw std::invalid_argument(std::string(what) + " has too many elements");
 }
 
 struct Buffer {
@@ -52,26 +43,24 @@ struct Buffer {
 
 // Host-side checks of every buffer first, then the device, then where each buffer lives.
 void check_buffers(std::initializer_list<Buffer> buffers, int device) {
-  for (const Buffer& buf : buffers) ucc::require_address(buf.address, buf.alignment, buf.name);
+  for (const Buffer& buf : buffers) uc::require_address(buf.address, buf.alignment, buf.name);
   ucc::require_device(device);
   for (const Buffer& buf : buffers) ucc::require_device_memory(buf.address, device, buf.name);
 }
 
-// Sizes of a log-ratio call: N samples of d coordinates, M shifts, M x N outputs.
-void check_log_ratio_shape(int64_t N, int64_t d, int64_t M) {
-  ucc::require_count(N, kMaxElements, "num_samples");
-  ucc::require_count(d, kMaxDim, "dim");
-  ucc::require_count(M, kMaxElements, "num_shifts");
-  require_elements(N, d, "eps (num_samples x dim)");
-  require_elements(M, d, "shifts (num_shifts x dim)");
-  require_elements(M, N, "a and b (num_shifts x num_samples)");
+// The family id and its parameters, checked, in the by-value form the kernels take.
+ucc::NoiseParams checked_params(int family, const std::vector<double>& params) {
+  uc::check_family_params(family, params.data(), params.size());
+  ucc::NoiseParams out{};
+  std::copy(params.begin(), params.end(), out.v);
+  return out;
 }
 
 ucc::LogRatioProblem log_ratio_problem(int64_t N, int64_t d, uintptr_t shifts, int64_t M,
                                        int family, const std::vector<double>& params,
                                        uintptr_t a, uintptr_t b, int device, uintptr_t stream) {
-  check_log_ratio_shape(N, d, M);
-  const ucc::NoiseParams p = ucc::checked_params(family, params);
+  uc::check_log_ratio_sizes(N, d, M);
+  const ucc::NoiseParams p = checked_params(family, params);
   return ucc::LogRatioProblem{N, d, reinterpret_cast<const double*>(shifts), M, family, p,
                               reinterpret_cast<double*>(a), reinterpret_cast<double*>(b),
                               ucc::Launch{device, reinterpret_cast<void*>(stream)}};
@@ -100,12 +89,8 @@ void log_ratio_radial(uintptr_t eps, int eps_dtype, int64_t N, int64_t d, uintpt
                       int64_t M, uintptr_t tail, double q, double beta, double scale, uintptr_t a,
                       uintptr_t b, int device, uintptr_t stream) {
   const bool dbl = dtype_is_double(eps_dtype, "eps_dtype");
-  check_log_ratio_shape(N, d, M);
-  if (!(q > 0.0)) throw std::invalid_argument("q must be > 0 (inf allowed)");
-  if (!(beta > 0.0) || !std::isfinite(beta))
-    throw std::invalid_argument("beta must be finite and > 0");
-  if (!(scale > 0.0) || !std::isfinite(scale))
-    throw std::invalid_argument("scale must be finite and > 0");
+  uc::check_log_ratio_sizes(N, d, M);
+  uc::check_radial_params(q, beta, scale);
   check_buffers({{eps, dbl ? 8u : 4u, "eps"}, {shifts, 8, "shifts"}, {tail, 8, "tail"},
                  {a, 8, "a"}, {b, 8, "b"}},
                 device);
@@ -116,16 +101,10 @@ void log_ratio_radial(uintptr_t eps, int eps_dtype, int64_t N, int64_t d, uintpt
   ucc::log_ratio_radial(pr, reinterpret_cast<const void*>(eps), dbl);
 }
 
-void check_sample_shape(int64_t N, int64_t d) {
-  ucc::require_count(N, kMaxElements, "num_samples");
-  ucc::require_count(d, kMaxDim, "dim");
-  require_elements(N, d, "the sample (num_samples x dim)");
-}
-
 ucc::SampleRequest sample_request(int family, const std::vector<double>& params, uint64_t seed,
                                   int64_t N, int64_t d, uintptr_t out, bool dbl) {
-  check_sample_shape(N, d);
-  return ucc::SampleRequest{family, ucc::checked_params(family, params), seed, N, d,
+  uc::check_sample_sizes(N, d);
+  return ucc::SampleRequest{family, checked_params(family, params), seed, N, d,
                             reinterpret_cast<void*>(out), !dbl};
 }
 
@@ -140,7 +119,7 @@ void sample(int family, const std::vector<double>& params, uint64_t seed, int64_
 py::array_t<double> sample_host(int family, const std::vector<double>& params, uint64_t seed,
                                 int64_t N, int64_t d, int dtype) {
   const bool dbl = dtype_is_double(dtype, "dtype");
-  check_sample_shape(N, d);  // before allocating
+  uc::check_sample_sizes(N, d);  // before allocating
   py::array_t<double> out({N, d});
   const auto req = sample_request(family, params, seed, N, d,
                                   reinterpret_cast<uintptr_t>(out.mutable_data()), dbl);
@@ -152,12 +131,8 @@ py::array_t<double> sample_host(int family, const std::vector<double>& params, u
 void threshold_stats(uintptr_t a, uintptr_t b, int64_t M, int64_t N, uintptr_t p_a,
                      uintptr_t p_b, double tie_rtol, uintptr_t stats, int device,
                      uintptr_t stream) {
-  ucc::require_count(M, kMaxElements, "num_rows");
-  ucc::require_count(N, INT32_MAX, "num_samples");  // 32-bit radix histogram counts
-  require_elements(M, N, "a and b (num_rows x num_samples)");
-  if (!(tie_rtol >= 0.0 && tie_rtol < HUGE_VAL))
-    throw std::invalid_argument("tie_rtol must be finite and >= 0, got " +
-                                std::to_string(tie_rtol));
+  uc::check_stats_sizes(M, N);
+  uc::check_tie_rtol(tie_rtol);
   check_buffers({{a, 8, "a"}, {b, 8, "b"}, {p_a, 8, "p_a"}, {p_b, 8, "p_b"}, {stats, 8, "stats"}},
                 device);
   ucc::threshold_stats(
@@ -169,8 +144,8 @@ void threshold_stats(uintptr_t a, uintptr_t b, int64_t M, int64_t N, uintptr_t p
 }
 
 py::tuple philox4x32_10(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key) {
-  const ucc::Words4 r = ucc::philox4x32_10(
-      ucc::Words4{{counter[0], counter[1], counter[2], counter[3]}}, key[0], key[1]);
+  const uc::Words4 r = uc::philox4x32_10(
+      uc::Words4{{counter[0], counter[1], counter[2], counter[3]}}, key[0], key[1]);
   return py::make_tuple(r.w[0], r.w[1], r.w[2], r.w[3]);
 }
 
@@ -194,7 +169,7 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("num_samples"), py::arg("dim"), py::arg("shifts"), py::arg("num_shifts"),
         py::arg("tail"), py::arg("q"), py::arg("beta"), py::arg("scale"), py::arg("a"),
         py::arg("b"), py::arg("device"), py::arg("stream"),
-        "Radial-noise log-ratios (csrc/radial.h) with per-sample tail statistics.");
+        "Radial-noise log-ratios (csrc/common/radial.h) with per-sample tail statistics.");
   m.def("sample", &sample, py::arg("family"), py::arg("params"), py::arg("seed"),
         py::arg("num_samples"), py::arg("dim"), py::arg("out"), py::arg("dtype"), py::arg("device"),
         py::arg("stream"), "Philox i.i.d. noise draws into out (num_samples x dim).");

@@ -1,19 +1,18 @@
 // Noise sampling from the Philox stream of one coordinate (THEORY §7), host+device.
 //
 // Draw<F>::eval(stream, k, params) returns one draw of family F using Philox blocks k, k+1, ...
-// of the stream; params has the kernel layout of csrc/noise.h. The sampler kernel, the fused
-// log-ratio kernel and the host reference all call these functions, so they agree on every
-// sample (up to the last ulp of the host/device math libraries for the host reference).
+// of the stream; params has the layout of the family table (families.h). The sampler kernel,
+// the fused log-ratio kernel and the host reference all call these functions, so they agree on
+// every sample (up to the last ulp of the host/device math libraries for the host reference).
 #pragma once
 
 #include <cfloat>
 #include <cmath>
 
-#include "../noise.h"
+#include "noise.h"
 #include "philox.h"
 
 namespace uc {
-namespace cuda {
 
 constexpr double kPi = 3.141592653589793;
 
@@ -196,5 +195,4 @@ UC_HD double draw_sample(uint64_t seed, uint64_t i, uint32_t j, const double* p,
   return to_sample_precision(Draw<F>::eval(s, 0, p), single, support_bound<F>(p));
 }
 
-}  // namespace cuda
 }  // namespace uc

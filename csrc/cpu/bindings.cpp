@@ -1,7 +1,10 @@
 // Python bindings of the CPU kernels (module unicr_fast._cpu).
 //
 // Arrays arrive as NumPy views of torch tensors (zero copy). Everything is validated here
-// again, whatever Python checked: a bad call raises ValueError/TypeError, never crashes.
+// again, whatever Python checked: a bad call raises ValueError/TypeError, never crashes. The
+// array layout (dtype, dimensions, strides) and values only the host can read are checked
+// here; sizes, family parameters and scalars by the checks the CUDA bindings share
+// (common/checks.h).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -10,9 +13,9 @@
 #include <string>
 #include <utility>
 
-#include "cpu/kernels.h"
-#include "cpu/parallel.h"
-#include "noise.h"
+#include "../common/checks.h"
+#include "kernels.h"
+#include "parallel.h"
 
 namespace py = pybind11;
 
@@ -43,16 +46,13 @@ void require_finite(const double* p, int64_t n, const char* name) {
     if (!std::isfinite(p[i])) value_error(std::string(name) + " must be finite (found NaN/inf)");
 }
 
-// The family id and its kernel parameter array (csrc/noise.h layout), checked; returns the data.
+// The family id and its kernel parameter array (common/families.h), checked; returns the data.
 const double* checked_family_params(int family, const py::array& params) {
   require_c_contiguous(params, "params");
   require_float64(params, "params");
-  if (family < 0 || family >= uc::kNumFamilies)
-    value_error("family id " + std::to_string(family) + " is not a compiled noise family");
-  if (params.ndim() != 1 || params.shape(0) != uc::kMaxParams)
-    value_error("params must be a 1-D float64 array of length " + std::to_string(uc::kMaxParams));
+  if (params.ndim() != 1) value_error("params must be a 1-D float64 array");
   const double* prm = static_cast<const double*>(params.data());
-  require_finite(prm, uc::kMaxParams, "params");
+  uc::check_family_params(family, prm, static_cast<size_t>(params.shape(0)));
   return prm;
 }
 
@@ -77,12 +77,11 @@ SamplesAndShifts checked_samples_and_shifts(const py::array& eps, const py::arra
     type_error("eps must be float32 or float64");
   require_float64(shifts, "shifts");
   const int64_t N = eps.shape(0), d = eps.shape(1), M = shifts.shape(0);
-  if (N < 1 || d < 1) value_error("eps must have at least one sample and one coordinate");
+  uc::check_log_ratio_sizes(N, d, M);
   // Rows must be contiguous; the row stride may exceed d (a column prefix of a wider matrix).
   const int64_t item = eps.itemsize();
   if (eps.strides(1) != item || eps.strides(0) < d * item || eps.strides(0) % item != 0)
     value_error("eps must have contiguous rows (stride 1 along the last dimension, rows not overlapping)");
-  if (M < 1) value_error("shifts must hold at least one shift");
   if (shifts.shape(1) != d)
     value_error("shifts has " + std::to_string(shifts.shape(1)) + " coordinates but eps has " +
                 std::to_string(d));
@@ -113,11 +112,8 @@ py::tuple log_ratio_philox(int family, const py::array& params, uint64_t seed,
   require_2d(shifts, "shifts");
   require_c_contiguous(shifts, "shifts");
   require_float64(shifts, "shifts");
-  if (num_samples < 1 || dim < 1) value_error("num_samples and dim must be >= 1");
-  if (dim > std::numeric_limits<uint32_t>::max())
-    value_error("dim must fit the 32-bit coordinate counter of the Philox stream");
   const int64_t M = shifts.shape(0);
-  if (M < 1) value_error("shifts must hold at least one shift");
+  uc::check_log_ratio_sizes(num_samples, dim, M);
   if (shifts.shape(1) != dim)
     value_error("shifts has " + std::to_string(shifts.shape(1)) + " coordinates but dim is " +
                 std::to_string(dim));
@@ -145,9 +141,7 @@ py::tuple log_ratio_radial(const py::array& eps, const py::array& shifts, const 
   require_finite(tl, in.N, "tail");
   for (int64_t i = 0; i < in.N; ++i)
     if (tl[i] < 0.0) value_error("tail must be >= 0 (a sum of |w|^q or a max of |w|)");
-  if (!(q > 0.0) || std::isnan(q)) value_error("q must be > 0 (inf allowed)");
-  if (!(beta > 0.0) || !std::isfinite(beta)) value_error("beta must be finite and > 0");
-  if (!(scale > 0.0) || !std::isfinite(scale)) value_error("scale must be finite and > 0");
+  uc::check_radial_params(q, beta, scale);
   F64Array a({in.M, in.N}), b({in.M, in.N});
   uc::RadialArgs args{eps.data(), in.eps_double, in.N, in.d, in.row_stride, in.shifts, in.M, tl,
                       q, beta, scale, a.mutable_data(), b.mutable_data(),
@@ -175,7 +169,7 @@ std::pair<int64_t, int64_t> checked_stats_args(const py::array& a, const py::arr
   require_float64(p_a, "p_a");
   require_float64(p_b, "p_b");
   const int64_t M = a.shape(0), N = a.shape(1);
-  if (M < 1 || N < 1) value_error("a must be a non-empty M x N array");
+  uc::check_stats_sizes(M, N);
   if (b.shape(0) != M || b.shape(1) != N) value_error("b must have the shape of a");
   if (p_a.ndim() != 1 || p_a.shape(0) != M || p_b.ndim() != 1 || p_b.shape(0) != M)
     value_error("p_a and p_b must be 1-D with one entry per row of a");
@@ -185,7 +179,7 @@ std::pair<int64_t, int64_t> checked_stats_args(const py::array& a, const py::arr
     if (!(pa[m] > 0.0 && pa[m] <= 1.0)) value_error("p_a must lie in (0, 1]");
     if (!(pb[m] >= 0.0 && pb[m] <= 1.0)) value_error("p_b must lie in [0, 1]");
   }
-  if (!(tie_rtol >= 0.0 && std::isfinite(tie_rtol))) value_error("tie_rtol must be finite and >= 0");
+  uc::check_tie_rtol(tie_rtol);
   const double* av = static_cast<const double*>(a.data());
   for (int64_t i = 0; i < M * N; ++i)
     if (std::isnan(av[i]) || av[i] == std::numeric_limits<double>::infinity())
@@ -227,8 +221,7 @@ F64Array pooled_stats(const py::array& a, const py::array& b, const py::array& p
 py::array sample(int family, const py::array& params, uint64_t seed, int64_t num_samples,
                  int64_t dim, bool single, int num_threads) {
   const double* prm = checked_family_params(family, params);
-  if (num_samples < 1 || dim < 1) value_error("num_samples and dim must be >= 1");
-  if (dim > (int64_t(1) << 31)) value_error("dim must be below 2^31 (the Philox counter layout)");
+  uc::check_sample_sizes(num_samples, dim);
   py::array out = single ? py::array(py::array_t<float>({num_samples, dim}))
                          : py::array(py::array_t<double>({num_samples, dim}));
   const int threads = checked_threads(num_threads);
@@ -253,7 +246,8 @@ PYBIND11_MODULE(_cpu, m) {
         "log_ratio on the draws sample(seed) would return, regenerated row by row (never stored).");
   m.def("log_ratio_radial", &log_ratio_radial, py::arg("eps"), py::arg("shifts"), py::arg("tail"),
         py::arg("q"), py::arg("beta"), py::arg("scale"), py::arg("num_threads") = 0,
-        "Radial-noise log-ratios (csrc/radial.h) with per-sample tail statistics; (a, b), M x N.");
+        "Radial-noise log-ratios (csrc/common/radial.h) with per-sample tail statistics; "
+        "(a, b), M x N.");
   m.def("threshold_stats", &threshold_stats, py::arg("a"), py::arg("b"), py::arg("p_a"),
         py::arg("p_b"), py::arg("tie_rtol"), py::arg("num_threads") = 0,
         "Tie-aware threshold statistics (THEORY §3); returns M x 8 float64.");

@@ -2,7 +2,7 @@
 //
 // Each family is a template specialisation so that the hot loops are compiled once per family
 // with no switch inside them (a switch would stop vectorisation). Parameters arrive as a small
-// array of doubles whose layout is fixed by unicr_fast/noise.py (`kernel_params`).
+// array of doubles in the layout of the family table (families.h).
 // Every function is branch-free: special values (-inf outside a support) come from selects.
 // Scales are applied as x * (1 / scale): the reciprocal is hoisted out of the loops, a division
 // per element is not (results differ from x / scale by at most one ulp).
@@ -22,22 +22,9 @@
 #define UC_NEG_INF (-uc::kInf)
 #endif
 
-namespace uc {
+#include "families.h"
 
-// Family ids: must match unicr_fast/noise.py.
-enum Family : int {
-  kGaussian = 0,         // p = {s, log normaliser}
-  kLaplace = 1,          // p = {b, log normaliser}
-  kHyperbolicSecant = 2, // p = {s, log normaliser}
-  kGeneralNormal = 3,    // p = {a, beta, log normaliser}
-  kUniform = 4,          // p = {l, log normaliser}
-  kCauchy = 5,           // p = {g, log normaliser}
-  kPareto = 6,           // p = {s, alpha, log normaliser}
-  kLaplaceGaussianMixture = 7,  // p = {log w, log(1-w), b, log norm lap, s, log norm gauss}
-  kExponentialMixture = 8,      // p = {log w, log(1-w), a1, beta1, lognorm1, a2, beta2, lognorm2}
-  kNumFamilies = 9
-};
-constexpr int kMaxParams = 8;
+namespace uc {
 
 UC_HD double uc_abs(double x) { return x < 0.0 ? -x : x; }
 
